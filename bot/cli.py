@@ -1,0 +1,189 @@
+"""``python -m bot`` / ``articlebot``: ask the article from a terminal, evaluate, index, run the bot.
+
+Exit codes, like grep: 0 answered (or done), 1 the article doesn't answer it, 2 bad input or setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .engine import CorpusError, Engine
+from .engine.evaluate import evaluate, load_questions
+from .terminal import Progress, render_answer, render_report, use_colour
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+MAX_K = 10
+
+
+class UsageError(Exception):
+    """Bad input or setup: one clear line, exit code 2."""
+
+
+def default_corpus() -> Path:
+    """$ARTICLEBOT_CORPUS, else ./corpus, else the corpus beside this package (a source checkout)."""
+    if env := os.environ.get("ARTICLEBOT_CORPUS"):
+        return Path(env)
+    here = Path("corpus")
+    return here if here.exists() else Path(__file__).resolve().parent.parent / "corpus"
+
+
+def load_engine(path: str | None, *, quiet: bool = False) -> Engine:
+    progress = Progress("indexing")
+    try:
+        engine = Engine.from_path(path or default_corpus(), progress=progress)
+    except CorpusError as exc:
+        raise UsageError(f"{exc} (pass --corpus PATH or set ARTICLEBOT_CORPUS)") from None
+    finally:
+        progress.close()
+    if not quiet:
+        for error in engine.load_errors:
+            print(f"warning: skipped {error}", file=sys.stderr)
+    return engine
+
+
+def _question(text: str) -> str:
+    if not text.strip():
+        raise UsageError('the question is empty: ask something, e.g. python -m bot ask "Who owns X?"')
+    return text
+
+
+def _k(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_K}")
+    return k
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    question = _question(" ".join(args.question))
+    engine = load_engine(args.corpus, quiet=args.json)
+    answer = engine.ask(question, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_answer(answer, use_colour(sys.stdout, args.color)))
+    return EXIT_OK if answer.answered else EXIT_NOT_FOUND
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    engine = load_engine(args.corpus)
+    with contextlib.suppress(ImportError):  # Windows has no readline; input() still works
+        import readline  # noqa: F401  (arrow keys and history for input())
+    colour = use_colour(sys.stdout, args.color)
+    stats = engine.stats()
+    print(
+        f"Ask about {', '.join(d.title for d in engine.documents)} "
+        f"({stats.passages} passages). Ctrl-D to leave."
+    )
+    while True:
+        try:
+            question = input("\n? ")
+        except EOFError:
+            print()
+            return EXIT_OK
+        except KeyboardInterrupt:
+            print()
+            continue
+        if question.strip():
+            print(render_answer(engine.ask(question, k=args.k), colour))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    try:
+        questions = load_questions(args.file)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read questions: {exc}") from None
+    report = evaluate(load_engine(args.corpus, quiet=args.json), questions)
+    if args.json:
+        print(json.dumps(report.figures(), indent=2))
+    else:
+        print(render_report(report))
+    return EXIT_OK
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    engine = load_engine(args.corpus)
+    stats = engine.stats()
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({**stats.to_dict(), "seconds": round(seconds, 4)}, indent=2))
+        return EXIT_OK
+    for doc in engine.documents:
+        count = sum(1 for p in engine.passages if p.document_id == doc.id)
+        print(f"{doc.id}: {doc.title} — {count} passages, {len(doc.sections)} sections")
+    print(
+        f"{stats.documents} documents, {stats.passages} passages, {stats.vocabulary} terms, "
+        f"built in {stats.build_seconds * 1000:.0f} ms ({seconds * 1000:.0f} ms with loading)"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    raise UsageError('the Discord bot is not built yet; ask from the terminal with: python -m bot ask "..."')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="articlebot", description="Answers questions about a news article by quoting its best passages."
+    )
+    parser.add_argument("--version", action="version", version=f"articlebot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    corpus = argparse.ArgumentParser(add_help=False)
+    corpus.add_argument("--corpus", metavar="PATH", help="corpus folder or file (default: ./corpus)")
+    colour = argparse.ArgumentParser(add_help=False)
+    colour.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="highlighting")
+
+    ask = sub.add_parser("ask", parents=[corpus, colour], help="answer one question")
+    ask.add_argument("question", nargs="+", help="the question (quote it, or not)")
+    ask.add_argument("-k", type=_k, default=3, metavar="N", help=f"passages to show, 1-{MAX_K} (default 3)")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ask.set_defaults(func=cmd_ask)
+
+    chat = sub.add_parser("chat", parents=[corpus, colour], help="ask questions interactively")
+    chat.add_argument("-k", type=_k, default=3, metavar="N", help="passages to show (default 3)")
+    chat.set_defaults(func=cmd_chat)
+
+    ev = sub.add_parser("eval", parents=[corpus], help="score the engine on a questions file (JSONL)")
+    ev.add_argument("file", help="questions file, e.g. evals/dev.jsonl")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.set_defaults(func=cmd_eval)
+
+    index = sub.add_parser("index", parents=[corpus], help="build the index and print its size and time")
+    index.add_argument("--json", action="store_true", help="print the figures as JSON")
+    index.set_defaults(func=cmd_index)
+
+    run = sub.add_parser("run", help="start the Discord bot")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `python -m bot ask ... | head`
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Text analysis shared by passages and questions.
+
+The same analyzer runs at index time and at question time (the Anserini rule): whatever a passage
+turns into, a question that uses the same words turns into the same terms.
+
+Steps: Unicode normalisation (NFKC, curly quotes and apostrophes folded, dashes unified), tokens
+(words, numbers, hashtags, dotted acronyms), possessive ``'s`` dropped, lowercase, English
+stopwords (including question words) dropped, Snowball stemming.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+# Curly quotes, primes and the other apostrophes people type, folded to ASCII.
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u02bc": "'",
+        "\uff07": "'",
+        "`": "'",
+        "\u00b4": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+    }
+)
+# Zero-width and bidi control characters carry no meaning for search.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+# A token is a hashtag, a dotted acronym (U.S., F.), or a run of letters/digits with inner
+# apostrophes (doesn't, Musk's). Hyphens and other punctuation split words: "meme-worthy" is two.
+_TOKEN = re.compile(r"#\w+|(?:[^\W\d_]\.){2,}|[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+# English function words, plus the words that shape a question rather than say what it is about.
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each few for from further had hadn't has hasn't have haven't having he he'd
+    he'll he's her here here's hers herself him himself his i i'd i'll i'm i've if in into is isn't
+    it it's its itself let's me more most mustn't my myself no nor not of off on once only or other
+    ought our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so
+    some such than that that's the their theirs them themselves then there there's these they they'd
+    they'll they're they've this those through to too under until up very was wasn't we we'd we'll
+    we're we've were weren't what what's when when's where where's which while who who's whom why
+    why's with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves
+    also just s t will shall may might must us ever anything something nothing thing things how
+    how's whose whats whos hows much many tell explain describe according article now right still
+    even yet already really actually exactly whole kind sort lot lots stuff gonna wanna please ok
+    okay yes yeah say says said saying get gets got getting go goes going went gone come comes came
+    coming make makes made making let lets want wants wanted think know knew
+    """.split()
+)
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return str(_stemmer.stemWord(word))
+
+
+def normalize(text: str) -> str:
+    """Fold the characters that vary between typists; the text keeps its case and punctuation."""
+    text = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    return _INVISIBLE.sub("", text)
+
+
+def _words(text: str) -> list[str]:
+    """Surface words of already-normalised text (before stopwords and stemming)."""
+    out: list[str] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token.startswith("#"):
+            # A hashtag is findable by its whole tag and by its camel-case parts:
+            # "#TrumpVsMusk" -> "#trumpvsmusk", "trump", "vs", "musk".
+            out.append("#" + token[1:].lower())
+            out.extend(part.lower() for part in _CAMEL.findall(token[1:]))
+            continue
+        if token.endswith(".") and "." in token[:-1]:
+            out.append("." + token.replace(".", "").lower())  # "U.S." -> ".us", kept apart from "us"
+            continue
+        token = token.lower()
+        if token.endswith("'s"):
+            token = token[:-2]
+        out.append(token)
+    return out
+
+
+def term_of(word: str) -> str | None:
+    """The index term for one surface word, or None for a stopword."""
+    if word.startswith("#"):
+        return stem(word[1:])  # "#RocketManReturns" and "rocketmanreturns" meet at one term
+    if word.startswith("."):
+        return word[1:] + "."  # an acronym keeps a mark so "U.S." never meets the stopword "us"
+    if word in STOPWORDS or word.replace("'", "") in STOPWORDS:
+        return None
+    if word.isdigit():
+        return word  # numbers are kept as they are: 2022 is not stemmed
+    return stem(word.replace("'", ""))
+
+
+def analyze(text: str) -> list[str]:
+    """Index terms of a passage or a question, in order, repeats kept (BM25 counts them)."""
+    terms = []
+    for word in _words(normalize(text)):
+        term = term_of(word)
+        if term:
+            terms.append(term)
+    return terms
+
+
+def surface_terms(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, term) for every indexable word of ``text``: used to highlight query words.
+
+    Offsets point into ``text`` itself; normalisation keeps lengths for everything but rare
+    compatibility characters, so offsets are taken from the normalised copy only when equal length.
+    """
+    norm = normalize(text)
+    if len(norm) != len(text):
+        norm = text
+    spans: list[tuple[int, int, str]] = []
+    for match in _TOKEN.finditer(norm):
+        words = _words(match.group())
+        # A hashtag yields several words; its first (whole-tag) term is what highlights it.
+        term = None
+        for word in words:
+            term = term_of(word)
+            if term:
+                break
+        if term:
+            spans.append((match.start(), match.end(), term))
+    return spans
+
+
+PREFIX_LENGTH = 5
+
+
+def analyze_prefixes(text: str, length: int = PREFIX_LENGTH) -> list[str]:
+    """Coarser terms: each content word cut to its first ``length`` letters.
+
+    Snowball keeps "compete" and "competition", "respond" and "response" apart; their prefixes meet.
+    Used as a second, lighter field beside ``analyze``, never alone, so the false matches that
+    truncation brings ("conservative", "consequence") only nudge the ranking.
+    """
+    prefixes = []
+    for word in _words(normalize(text)):
+        term = term_of(word)
+        if term:
+            prefixes.append(term if word[0] in "#." or word.isdigit() else word.replace("'", "")[:length])
+    return prefixes

@@ -1,0 +1,118 @@
+"""Shaping answers for a terminal: the answer sentence first, then cited passages, words highlighted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import textwrap
+from collections.abc import Iterable
+from typing import TextIO
+
+from .engine import Answer
+from .engine.analyzer import surface_terms
+from .engine.evaluate import Report
+
+BOLD, DIM, YELLOW, RESET = "\033[1m", "\033[2m", "\033[1;33m", "\033[0m"
+LOW_CONFIDENCE = 0.35  # below this, an answer is shown as "closest match", not as the answer
+
+
+def use_colour(stream: TextIO, choice: str = "auto") -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def highlight(text: str, terms: Iterable[str], colour: bool) -> str:
+    """Mark the words of ``text`` whose index term is one of ``terms``."""
+    wanted = set(terms)
+    if not colour or not wanted:
+        return text
+    out, last = [], 0
+    for start, end, term in surface_terms(text):
+        if term in wanted:
+            out += [text[last:start], YELLOW, text[start:end], RESET]
+            last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    return textwrap.wrap(
+        text, width=width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
+
+
+def render_answer(answer: Answer, colour: bool, width: int | None = None) -> str:
+    width = width or min(100, shutil.get_terminal_size((100, 24)).columns)
+    bold = (lambda s: f"{BOLD}{s}{RESET}") if colour else (lambda s: s)
+    dim = (lambda s: f"{DIM}{s}{RESET}") if colour else (lambda s: s)
+    lines: list[str] = []
+    top = answer.top
+    if answer.answered and answer.sentence and top:
+        label = "Answer" if top.confidence >= LOW_CONFIDENCE else "Closest match (low confidence)"
+        lines.append(bold(f"{label}:"))
+        lines += [highlight(line, answer.terms, colour) for line in _wrap(answer.sentence, width, "  ")]
+    else:
+        lines.append(bold("The article doesn't say.") + " " + (answer.reason or ""))
+        if answer.hits:
+            lines.append(dim("The closest passages, which may not answer it:"))
+    titles = list(dict.fromkeys(h.passage.document_title for h in answer.hits))
+    for n, hit in enumerate(answer.hits, start=1):
+        p = hit.passage
+        where = f"{p.document_title} · {p.place}" if len(titles) > 1 else p.place
+        lines.append("")
+        lines.append(bold(f"[{n}] {where}") + dim(f" · confidence {hit.confidence:.2f}"))
+        lines += [highlight(line, answer.terms, colour) for line in _wrap(p.text, width, "    ")]
+    if len(titles) == 1:
+        lines += ["", dim(f"Source: {titles[0]}")]
+    return "\n".join(lines)
+
+
+def render_report(report: Report) -> str:
+    figures = report.figures()
+    lines = [
+        f"{name:<20} {value:.3f}" if isinstance(value, float) else f"{name:<20} {value}"
+        for name, value in figures.items()
+    ]
+    misses = [
+        r
+        for r in report.results
+        if (r.kind == "answerable" and (not r.answered or r.rank != 1))
+        or (r.kind != "answerable" and r.answered)
+    ]
+    if misses:
+        lines += ["", "Questions to look at:"]
+        for r in misses:
+            outcome = (
+                f"declined: {r.reason}"
+                if not r.answered
+                else (
+                    f"first correct passage at rank {r.rank}"
+                    if r.rank
+                    else "answered, no correct passage in top 5"
+                )
+            )
+            lines.append(f"  {r.id:<6} {r.kind:<10} {r.question}  [{outcome}]")
+    return "\n".join(lines)
+
+
+class Progress:
+    """A one-line progress bar on stderr, shown only on a terminal and only for large jobs."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, minimum: int = 2000) -> None:
+        self.label, self.stream, self.minimum = label, stream, minimum
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < self.minimum:
+            return
+        filled = int(30 * done / total) if total else 30
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
