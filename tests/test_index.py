@@ -1,0 +1,82 @@
+"""The inverted index gives rank-bm25's figures, for the passages that hold a query word."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rank_bm25
+
+from bot.engine import Engine
+from bot.engine.index import BM25Index, BM25Params, top_k
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+QUERIES = [
+    ["musk", "trump"],
+    ["hashtag", "trend", "feud"],
+    ["x", "call", "x"],  # a repeated query word counts twice, as in rank-bm25
+    ["truth", "social", "echo", "chamber"],
+    ["unknownword"],
+]
+
+
+@pytest.fixture(scope="module")
+def terms() -> list[list[str]]:
+    return Engine.from_path(CORPUS).ranker.terms
+
+
+def _dense(index: BM25Index, query: list[str]) -> dict[int, float]:
+    ids, scores = index.score(query)
+    return dict(zip(ids.tolist(), scores.tolist(), strict=True))
+
+
+@pytest.mark.parametrize(("variant", "model"), [("okapi", rank_bm25.BM25Okapi), ("plus", rank_bm25.BM25Plus)])
+def test_scores_equal_rank_bm25(variant: str, model: type, terms: list[list[str]]) -> None:
+    params = BM25Params(variant=variant, k1=1.2, b=0.75)  # type: ignore[arg-type]
+    index = BM25Index(terms, params)
+    reference = model(terms, k1=1.2, b=0.75)
+    for query in QUERIES:
+        expected = reference.get_scores(query)
+        got = _dense(index, query)
+        for pid, score in got.items():
+            assert score == pytest.approx(expected[pid], rel=1e-12, abs=1e-12)
+        # Passages without a query word are the ones left out, and only those.
+        holding = {i for i, doc in enumerate(terms) if set(query) & set(doc)}
+        assert set(got) == holding
+
+
+def test_bm25l_uses_the_published_formula_not_the_released_bug(terms: list[list[str]]) -> None:
+    k1, b, delta = 1.2, 0.75, 0.5
+    index = BM25Index(terms, BM25Params(variant="l", k1=k1, b=b, delta=delta))
+    reference = rank_bm25.BM25L(terms, k1=k1, b=b, delta=delta)  # borrowed for its IDF only
+    avgdl = sum(map(len, terms)) / len(terms)
+    query = ["musk", "musk", "feud"]
+    got = _dense(index, query)
+    for pid, doc in enumerate(terms):
+        expected = 0.0
+        for q in query:
+            ctd = doc.count(q) / (1 - b + b * len(doc) / avgdl)
+            expected += reference.idf.get(q, 0) * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta)
+        if pid in got:
+            assert got[pid] == pytest.approx(expected, rel=1e-12)
+    # The released 0.2.2 multiplies by the term frequency again: its figures differ.
+    assert not np.allclose(reference.get_scores(query)[list(got)], list(got.values()))
+
+
+def test_okapi_floors_common_words_instead_of_going_negative(terms: list[list[str]]) -> None:
+    index = BM25Index(terms, BM25Params())
+    assert index.doc_freq["musk"] > len(terms) / 2
+    assert 0 < index.idf["musk"] < index.idf["hashtag"]
+
+
+def test_top_k_orders_by_score_then_passage() -> None:
+    ids = np.array([5, 2, 9, 1], dtype=np.int32)
+    scores = np.array([1.0, 3.0, 3.0, 0.5])
+    assert top_k(ids, scores, 3) == [(2, 3.0), (9, 3.0), (5, 1.0)]
+    assert top_k(ids, scores, 0) == []
+
+
+def test_empty_passages_do_not_break_the_index() -> None:
+    index = BM25Index([["a"], [], ["a", "b"]])
+    ids, scores = index.score(["b"])
+    assert ids.tolist() == [2] and math.isfinite(scores[0])
