@@ -1,0 +1,205 @@
+"""The storage interface the Discord layer talks to.
+
+Everything a server's moderators change, and every question asked, goes through this one small
+async interface. SQLite implements it today (``bot.storage.sqlite``); a PostgreSQL backend can
+implement the same class later without the cogs noticing.
+
+Rules every backend keeps:
+- every method is scoped by ``guild_id``: nothing one server stores is visible from another;
+- a method that changes moderator-controlled state takes the acting user's id and writes the
+  audit entry in the same transaction as the change;
+- a method returns only after the change is durable (committed), so a reply sent after it
+  never acknowledges something a crash could lose.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+Visibility = Literal["public", "private"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """Per-server settings, with the defaults a new server gets."""
+
+    passages_per_answer: int = 3  # 1..5
+    default_visibility: Visibility = "public"
+    mention_replies: bool = True
+    cooldown_seconds: int = 10  # per user, 0..3600
+    strictness: float = 0.5  # 0 (answer almost anything) .. 1 (answer only when sure)
+    moderator_role_id: int | None = None
+
+
+SETTING_NAMES = (
+    "passages_per_answer",
+    "default_visibility",
+    "mention_replies",
+    "cooldown_seconds",
+    "strictness",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    guild_id: int
+    name: str  # safe file-like name, unique per guild, e.g. "faq.md"
+    title: str
+    text: str
+    added_by: int
+    added_at: dt.datetime
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedQuestion:
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    question: str
+    answered: bool
+    top_passage_id: str | None
+    elapsed_ms: float
+    asked_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionStats:
+    answered: int = 0
+    missed: int = 0
+    median_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTally:
+    passage_id: str
+    up: int
+    down: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str  # e.g. "settings.set", "channels.allow", "documents.add", "block"
+    detail: str  # human-readable: "cooldown_seconds: 10 -> 30"
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    guild_id: int
+    user_id: int
+    blocked_by: int
+    reason: str
+    at: dt.datetime
+
+
+@dataclass(slots=True)
+class ChannelRules:
+    """Which channels the bot answers in. With no ``allowed`` channel, every channel not denied is open."""
+
+    allowed: set[int] = field(default_factory=set)
+    denied: set[int] = field(default_factory=set)
+
+    def permits(self, channel_id: int) -> bool:
+        if channel_id in self.denied:
+            return False
+        return not self.allowed or channel_id in self.allowed
+
+
+class Storage(abc.ABC):
+    """Async storage for everything the bot must remember across restarts."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (migrations run here)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- settings -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_settings(self, guild_id: int) -> GuildSettings: ...
+
+    @abc.abstractmethod
+    async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
+        """Validate and apply ``changes`` (names from SETTING_NAMES or ``moderator_role_id``).
+
+        Raises ``ValueError`` with a message fit for a moderator when a value is out of range.
+        """
+
+    # -- channels -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_channel_rules(self, guild_id: int) -> ChannelRules: ...
+
+    @abc.abstractmethod
+    async def set_channel_rule(
+        self, guild_id: int, channel_id: int, rule: Literal["allow", "deny", "clear"], actor_id: int
+    ) -> ChannelRules: ...
+
+    # -- documents ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_document(
+        self, guild_id: int, name: str, title: str, text: str, actor_id: int
+    ) -> StoredDocument:
+        """Add or replace the server's document called ``name``."""
+
+    @abc.abstractmethod
+    async def list_documents(self, guild_id: int) -> list[StoredDocument]: ...
+
+    @abc.abstractmethod
+    async def remove_document(self, guild_id: int, name: str, actor_id: int) -> bool: ...
+
+    # -- question log ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def log_question(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        question: str,
+        answered: bool,
+        top_passage_id: str | None,
+        elapsed_ms: float,
+    ) -> int:
+        """Record one question; returns its id (used by the persistent *More* button)."""
+
+    @abc.abstractmethod
+    async def get_question(self, guild_id: int, question_id: int) -> LoggedQuestion | None: ...
+
+    @abc.abstractmethod
+    async def question_stats(self, guild_id: int, since: dt.datetime | None = None) -> QuestionStats: ...
+
+    @abc.abstractmethod
+    async def recent_misses(self, guild_id: int, limit: int = 10) -> list[LoggedQuestion]: ...
+
+    # -- feedback -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_feedback(self, guild_id: int, passage_id: str, user_id: int, vote: int) -> None:
+        """``vote`` is +1 or -1; a user's later vote on the same passage replaces the earlier one."""
+
+    @abc.abstractmethod
+    async def feedback_summary(self, guild_id: int, limit: int = 20) -> list[FeedbackTally]: ...
+
+    # -- blocks ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def block_user(self, guild_id: int, user_id: int, actor_id: int, reason: str = "") -> None: ...
+
+    @abc.abstractmethod
+    async def unblock_user(self, guild_id: int, user_id: int, actor_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def is_blocked(self, guild_id: int, user_id: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def list_blocks(self, guild_id: int) -> list[Block]: ...
+
+    # -- audit ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def audit_log(self, guild_id: int, limit: int = 20) -> list[AuditEntry]: ...

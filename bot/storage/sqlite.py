@@ -1,0 +1,672 @@
+"""SQLite implementation of :class:`bot.storage.base.Storage`.
+
+One aiosqlite connection per process, in autocommit mode so every transaction is an explicit
+``BEGIN ... COMMIT`` we control. An ``asyncio.Lock`` around each transaction keeps coroutines from
+interleaving statements inside one another's transactions on the shared connection.
+
+Times are stored as fixed-width UTC ISO-8601 strings, so text order is time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import aiosqlite
+
+from .base import (
+    AuditEntry,
+    Block,
+    ChannelRules,
+    FeedbackTally,
+    GuildSettings,
+    LoggedQuestion,
+    QuestionStats,
+    Storage,
+    StoredDocument,
+    Visibility,
+)
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+# Schema migrations: step N (1-based) upgrades a database at ``user_version`` N-1 to N. Steps are
+# append-only: never edit a released step, add a new one. Each step runs in its own transaction.
+MIGRATIONS: Sequence[Sequence[str]] = (
+    (
+        """CREATE TABLE guild_settings (
+            guild_id            INTEGER PRIMARY KEY,
+            passages_per_answer INTEGER NOT NULL CHECK (passages_per_answer BETWEEN 1 AND 5),
+            default_visibility  TEXT    NOT NULL CHECK (default_visibility IN ('public', 'private')),
+            mention_replies     INTEGER NOT NULL CHECK (mention_replies IN (0, 1)),
+            cooldown_seconds    INTEGER NOT NULL CHECK (cooldown_seconds BETWEEN 0 AND 3600),
+            strictness          REAL    NOT NULL CHECK (strictness BETWEEN 0 AND 1),
+            moderator_role_id   INTEGER
+        )""",
+        """CREATE TABLE channel_rules (
+            guild_id   INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            rule       TEXT    NOT NULL CHECK (rule IN ('allow', 'deny')),
+            PRIMARY KEY (guild_id, channel_id)
+        )""",
+        """CREATE TABLE documents (
+            guild_id   INTEGER NOT NULL,
+            name       TEXT    NOT NULL,
+            title      TEXT    NOT NULL,
+            text       TEXT    NOT NULL,
+            added_by   INTEGER NOT NULL,
+            added_at   TEXT    NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            PRIMARY KEY (guild_id, name)
+        )""",
+        # AUTOINCREMENT: ids are baked into persistent buttons, so they must never be reused.
+        """CREATE TABLE questions (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            guild_id       INTEGER NOT NULL,
+            channel_id     INTEGER NOT NULL,
+            user_id        INTEGER NOT NULL,
+            question       TEXT    NOT NULL,
+            answered       INTEGER NOT NULL CHECK (answered IN (0, 1)),
+            top_passage_id TEXT,
+            elapsed_ms     REAL    NOT NULL,
+            asked_at       TEXT    NOT NULL
+        )""",
+        "CREATE INDEX questions_by_guild_time ON questions (guild_id, asked_at)",
+        """CREATE TABLE feedback (
+            guild_id   INTEGER NOT NULL,
+            passage_id TEXT    NOT NULL,
+            user_id    INTEGER NOT NULL,
+            vote       INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            voted_at   TEXT    NOT NULL,
+            PRIMARY KEY (guild_id, passage_id, user_id)
+        )""",
+        """CREATE TABLE blocks (
+            guild_id   INTEGER NOT NULL,
+            user_id    INTEGER NOT NULL,
+            blocked_by INTEGER NOT NULL,
+            reason     TEXT    NOT NULL,
+            blocked_at TEXT    NOT NULL,
+            PRIMARY KEY (guild_id, user_id)
+        )""",
+        """CREATE TABLE audit_log (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            guild_id INTEGER NOT NULL,
+            actor_id INTEGER NOT NULL,
+            action   TEXT    NOT NULL,
+            detail   TEXT    NOT NULL,
+            at       TEXT    NOT NULL
+        )""",
+        "CREATE INDEX audit_by_guild ON audit_log (guild_id, id)",
+    ),
+)
+
+# 1..64 safe characters ending in .txt/.md, no leading dot: no separators, so no path traversal.
+_DOCUMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9._-]{1,64}")
+_DOCUMENT_SUFFIXES = (".txt", ".md")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC; a naive datetime is taken to be UTC already, not local time."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def _to_db(moment: dt.datetime) -> str:
+    return _utc(moment).isoformat(timespec="microseconds")  # fixed width, so text order is time order
+
+
+def _from_db(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def _show(value: object) -> str:
+    """A setting value as a moderator reads it in the audit log."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _rule_label(rule: str) -> str:
+    return "none" if rule == "clear" else rule  # "clear" means no rule for the channel
+
+
+def validate_document_name(name: str) -> str:
+    """Return ``name`` if it is a safe document name, else raise ``ValueError``."""
+    if not _DOCUMENT_NAME.fullmatch(name) or not name.endswith(_DOCUMENT_SUFFIXES):
+        raise ValueError(
+            "document names must be 1-64 letters, digits, '.', '_' or '-', "
+            "not start with '.', and end in .txt or .md"
+        )
+    return name
+
+
+# -- settings validation --------------------------------------------------------------------------
+def _int_between(name: str, low: int, high: int) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        # bool is an int subclass; True is not a count.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}")
+        return value
+
+    return check
+
+
+def _visibility(value: object) -> object:
+    if value not in ("public", "private"):
+        raise ValueError("default_visibility must be public or private")
+    return value
+
+
+def _on_off(value: object) -> object:
+    if not isinstance(value, bool):
+        raise ValueError("mention_replies must be true or false")
+    return value
+
+
+def _strictness(value: object) -> object:
+    # The range check also rejects NaN.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("strictness must be between 0 and 1")
+    return float(value)
+
+
+def _role_id(value: object) -> object:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError("moderator_role_id must be a role id or none")
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[object], object]] = {
+    "passages_per_answer": _int_between("passages_per_answer", 1, 5),
+    "default_visibility": _visibility,
+    "mention_replies": _on_off,
+    "cooldown_seconds": _int_between("cooldown_seconds", 0, 3600),
+    "strictness": _strictness,
+    "moderator_role_id": _role_id,
+}
+
+
+def _validate_settings(changes: dict[str, object]) -> dict[str, Any]:
+    """Check every change before writing any, so a bad value leaves nothing half-applied.
+
+    Returns ``Any`` values: each has just been checked against its field's type, which mypy
+    cannot see through a name-keyed table.
+    """
+    clean: dict[str, Any] = {}
+    for name, value in changes.items():
+        validator = _VALIDATORS.get(name)
+        if validator is None:
+            raise ValueError(f"unknown setting: {name}")
+        clean[name] = validator(value)
+    return clean
+
+
+# -- row helpers ----------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _transaction(db: aiosqlite.Connection, begin: str) -> AsyncIterator[aiosqlite.Connection]:
+    await db.execute(begin)
+    try:
+        yield db
+        await db.execute("COMMIT")
+    except BaseException:
+        # SQLite may already have ended the transaction itself; the original error is what matters.
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        raise
+
+
+async def _one(db: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> aiosqlite.Row | None:
+    async with db.execute(sql, tuple(params)) as cursor:
+        return await cursor.fetchone()
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> list[aiosqlite.Row]:
+    return list(await db.execute_fetchall(sql, tuple(params)))
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    row = await _one(db, "PRAGMA user_version")
+    return int(row[0]) if row else 0
+
+
+async def _read_settings(db: aiosqlite.Connection, guild_id: int) -> GuildSettings:
+    row = await _one(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+    if row is None:
+        return GuildSettings()
+    role = row["moderator_role_id"]
+    return GuildSettings(
+        passages_per_answer=int(row["passages_per_answer"]),
+        default_visibility=cast(Visibility, row["default_visibility"]),
+        mention_replies=bool(row["mention_replies"]),
+        cooldown_seconds=int(row["cooldown_seconds"]),
+        strictness=float(row["strictness"]),
+        moderator_role_id=None if role is None else int(role),
+    )
+
+
+async def _read_channel_rules(db: aiosqlite.Connection, guild_id: int) -> ChannelRules:
+    rules = ChannelRules()
+    for row in await _all(db, "SELECT channel_id, rule FROM channel_rules WHERE guild_id = ?", (guild_id,)):
+        target = rules.allowed if row["rule"] == "allow" else rules.denied
+        target.add(int(row["channel_id"]))
+    return rules
+
+
+def _document(row: aiosqlite.Row) -> StoredDocument:
+    return StoredDocument(
+        guild_id=int(row["guild_id"]),
+        name=str(row["name"]),
+        title=str(row["title"]),
+        text=str(row["text"]),
+        added_by=int(row["added_by"]),
+        added_at=_from_db(row["added_at"]),
+        size_bytes=int(row["size_bytes"]),
+    )
+
+
+def _question(row: aiosqlite.Row) -> LoggedQuestion:
+    top = row["top_passage_id"]
+    return LoggedQuestion(
+        id=int(row["id"]),
+        guild_id=int(row["guild_id"]),
+        channel_id=int(row["channel_id"]),
+        user_id=int(row["user_id"]),
+        question=str(row["question"]),
+        answered=bool(row["answered"]),
+        top_passage_id=None if top is None else str(top),
+        elapsed_ms=float(row["elapsed_ms"]),
+        asked_at=_from_db(row["asked_at"]),
+    )
+
+
+def _block(row: aiosqlite.Row) -> Block:
+    return Block(
+        guild_id=int(row["guild_id"]),
+        user_id=int(row["user_id"]),
+        blocked_by=int(row["blocked_by"]),
+        reason=str(row["reason"]),
+        at=_from_db(row["blocked_at"]),
+    )
+
+
+def _audit_entry(row: aiosqlite.Row) -> AuditEntry:
+    return AuditEntry(
+        id=int(row["id"]),
+        guild_id=int(row["guild_id"]),
+        actor_id=int(row["actor_id"]),
+        action=str(row["action"]),
+        detail=str(row["detail"]),
+        at=_from_db(row["at"]),
+    )
+
+
+class SQLiteStorage(Storage):
+    """Everything the bot remembers, in one SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self._path = Path(path)
+        self._clock = clock  # injectable so tests can place rows in time
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def open(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                return
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; we issue BEGIN/COMMIT ourselves.
+            db = await aiosqlite.connect(self._path, isolation_level=None)
+            try:
+                db.row_factory = aiosqlite.Row
+                await self._configure(db)
+                await self._migrate(db)
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
+
+    async def close(self) -> None:
+        # Under the lock, so closing waits for a running transaction instead of cutting it off.
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+    @staticmethod
+    async def _configure(db: aiosqlite.Connection) -> None:
+        # busy_timeout first, so switching to WAL waits out another process's lock.
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        row = await _one(db, "PRAGMA journal_mode = WAL")
+        if row is None or str(row[0]).lower() != "wal":
+            # Some filesystems (network mounts) cannot do WAL; still correct, just less concurrent.
+            log.warning("SQLite WAL mode unavailable for this database; using %s", row[0] if row else "?")
+        await db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss
+        await db.execute("PRAGMA foreign_keys = ON")
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        known = len(MIGRATIONS)
+        version = await _user_version(db)
+        if version > known:
+            raise RuntimeError(
+                f"database {self._path} has schema version {version}, but this articlebot only knows "
+                f"versions up to {known}; upgrade articlebot or use a different database file"
+            )
+        for target in range(version + 1, known + 1):
+            # DDL is transactional in SQLite: a failing step leaves the previous version intact.
+            async with _transaction(db, "BEGIN IMMEDIATE"):
+                for statement in MIGRATIONS[target - 1]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {target}")
+            log.info("migrated %s to schema version %d", self._path, target)
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction on the shared connection; commits before the caller continues.
+
+        Writes take the write lock up front (IMMEDIATE) so they never fail mid-way upgrading a read
+        lock; reads run in a plain transaction to get one consistent snapshot.
+        """
+        async with self._lock:
+            if self._db is None:
+                raise RuntimeError("storage is not open")
+            async with _transaction(self._db, "BEGIN IMMEDIATE" if write else "BEGIN") as db:
+                yield db
+
+    async def _write_audit(
+        self, db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str
+    ) -> None:
+        await db.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, detail, at) VALUES (?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, detail, _to_db(self._clock())),
+        )
+
+    # -- settings -------------------------------------------------------------------------------
+    async def get_settings(self, guild_id: int) -> GuildSettings:
+        async with self._tx() as db:
+            return await _read_settings(db, guild_id)
+
+    async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
+        clean = _validate_settings(changes)
+        async with self._tx(write=True) as db:
+            old = await _read_settings(db, guild_id)
+            changed = {name: value for name, value in clean.items() if getattr(old, name) != value}
+            if not changed:
+                return old  # nothing to write, nothing to audit
+            new = dataclasses.replace(old, **changed)
+            await db.execute(
+                """INSERT INTO guild_settings (guild_id, passages_per_answer, default_visibility,
+                       mention_replies, cooldown_seconds, strictness, moderator_role_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id) DO UPDATE SET
+                       passages_per_answer = excluded.passages_per_answer,
+                       default_visibility = excluded.default_visibility,
+                       mention_replies = excluded.mention_replies,
+                       cooldown_seconds = excluded.cooldown_seconds,
+                       strictness = excluded.strictness,
+                       moderator_role_id = excluded.moderator_role_id""",
+                (
+                    guild_id,
+                    new.passages_per_answer,
+                    new.default_visibility,
+                    int(new.mention_replies),
+                    new.cooldown_seconds,
+                    new.strictness,
+                    new.moderator_role_id,
+                ),
+            )
+            for name, value in changed.items():
+                if name == "moderator_role_id":
+                    action = "modrole.clear" if value is None else "modrole.set"
+                else:
+                    action = "settings.set"
+                detail = f"{name}: {_show(getattr(old, name))} -> {_show(value)}"
+                await self._write_audit(db, guild_id, actor_id, action, detail)
+            return new
+
+    # -- channels -------------------------------------------------------------------------------
+    async def get_channel_rules(self, guild_id: int) -> ChannelRules:
+        async with self._tx() as db:
+            return await _read_channel_rules(db, guild_id)
+
+    async def set_channel_rule(
+        self, guild_id: int, channel_id: int, rule: Literal["allow", "deny", "clear"], actor_id: int
+    ) -> ChannelRules:
+        if rule not in ("allow", "deny", "clear"):
+            raise ValueError("channel rule must be allow, deny or clear")
+        async with self._tx(write=True) as db:
+            row = await _one(
+                db,
+                "SELECT rule FROM channel_rules WHERE guild_id = ? AND channel_id = ?",
+                (guild_id, channel_id),
+            )
+            old = str(row["rule"]) if row else "clear"
+            if old != rule:
+                if rule == "clear":
+                    await db.execute(
+                        "DELETE FROM channel_rules WHERE guild_id = ? AND channel_id = ?",
+                        (guild_id, channel_id),
+                    )
+                else:
+                    await db.execute(
+                        """INSERT INTO channel_rules (guild_id, channel_id, rule) VALUES (?, ?, ?)
+                           ON CONFLICT (guild_id, channel_id) DO UPDATE SET rule = excluded.rule""",
+                        (guild_id, channel_id, rule),
+                    )
+                detail = f"channel {channel_id}: {_rule_label(old)} -> {_rule_label(rule)}"
+                await self._write_audit(db, guild_id, actor_id, f"channels.{rule}", detail)
+            return await _read_channel_rules(db, guild_id)
+
+    # -- documents ------------------------------------------------------------------------------
+    async def add_document(
+        self, guild_id: int, name: str, title: str, text: str, actor_id: int
+    ) -> StoredDocument:
+        validate_document_name(name)
+        doc = StoredDocument(
+            guild_id=guild_id,
+            name=name,
+            title=title,
+            text=text,
+            added_by=actor_id,
+            added_at=_utc(self._clock()),
+            size_bytes=len(text.encode("utf-8")),
+        )
+        async with self._tx(write=True) as db:
+            existing = await _one(
+                db, "SELECT 1 FROM documents WHERE guild_id = ? AND name = ?", (guild_id, name)
+            )
+            await db.execute(
+                """INSERT INTO documents (guild_id, name, title, text, added_by, added_at, size_bytes)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, name) DO UPDATE SET
+                       title = excluded.title, text = excluded.text, added_by = excluded.added_by,
+                       added_at = excluded.added_at, size_bytes = excluded.size_bytes""",
+                (guild_id, name, title, text, actor_id, _to_db(doc.added_at), doc.size_bytes),
+            )
+            verb = "replaced" if existing else "added"
+            await self._write_audit(
+                db, guild_id, actor_id, "documents.add", f"{name} {verb} ({doc.size_bytes} bytes)"
+            )
+        return doc
+
+    async def list_documents(self, guild_id: int) -> list[StoredDocument]:
+        async with self._tx() as db:
+            rows = await _all(db, "SELECT * FROM documents WHERE guild_id = ? ORDER BY name", (guild_id,))
+        return [_document(row) for row in rows]
+
+    async def remove_document(self, guild_id: int, name: str, actor_id: int) -> bool:
+        async with self._tx(write=True) as db:
+            cursor = await db.execute(
+                "DELETE FROM documents WHERE guild_id = ? AND name = ?", (guild_id, name)
+            )
+            if cursor.rowcount == 0:
+                return False
+            await self._write_audit(db, guild_id, actor_id, "documents.remove", name)
+        return True
+
+    # -- question log ---------------------------------------------------------------------------
+    async def log_question(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        question: str,
+        answered: bool,
+        top_passage_id: str | None,
+        elapsed_ms: float,
+    ) -> int:
+        async with self._tx(write=True) as db:
+            cursor = await db.execute(
+                """INSERT INTO questions (guild_id, channel_id, user_id, question, answered,
+                       top_passage_id, elapsed_ms, asked_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    guild_id,
+                    channel_id,
+                    user_id,
+                    question,
+                    int(answered),
+                    top_passage_id,
+                    float(elapsed_ms),
+                    _to_db(self._clock()),
+                ),
+            )
+            question_id = cursor.lastrowid
+        assert question_id is not None  # always set after a successful INSERT
+        return question_id
+
+    async def get_question(self, guild_id: int, question_id: int) -> LoggedQuestion | None:
+        async with self._tx() as db:
+            row = await _one(
+                db, "SELECT * FROM questions WHERE guild_id = ? AND id = ?", (guild_id, question_id)
+            )
+        return _question(row) if row else None
+
+    async def question_stats(self, guild_id: int, since: dt.datetime | None = None) -> QuestionStats:
+        where = "guild_id = ?"
+        params: list[object] = [guild_id]
+        if since is not None:
+            where += " AND asked_at >= ?"
+            params.append(_to_db(since))
+        async with self._tx() as db:
+            row = await _one(
+                db,
+                f"SELECT COUNT(*) AS n, COALESCE(SUM(answered), 0) AS ok FROM questions WHERE {where}",
+                params,
+            )
+            total, answered = (int(row["n"]), int(row["ok"])) if row else (0, 0)
+            if total == 0:
+                return QuestionStats()
+            # Median in SQL: the middle row (odd count) or the mean of the middle two (even count).
+            middle = await _one(
+                db,
+                f"""SELECT AVG(elapsed_ms) AS median FROM (
+                        SELECT elapsed_ms FROM questions WHERE {where}
+                        ORDER BY elapsed_ms LIMIT ? OFFSET ?)""",
+                [*params, 2 - total % 2, (total - 1) // 2],
+            )
+        median = float(middle["median"]) if middle else None
+        return QuestionStats(answered=answered, missed=total - answered, median_ms=median)
+
+    async def recent_misses(self, guild_id: int, limit: int = 10) -> list[LoggedQuestion]:
+        async with self._tx() as db:
+            rows = await _all(
+                db,
+                """SELECT * FROM questions WHERE guild_id = ? AND answered = 0
+                   ORDER BY asked_at DESC, id DESC LIMIT ?""",
+                (guild_id, max(limit, 0)),
+            )
+        return [_question(row) for row in rows]
+
+    # -- feedback -------------------------------------------------------------------------------
+    async def record_feedback(self, guild_id: int, passage_id: str, user_id: int, vote: int) -> None:
+        if isinstance(vote, bool) or vote not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        async with self._tx(write=True) as db:
+            await db.execute(
+                """INSERT INTO feedback (guild_id, passage_id, user_id, vote, voted_at) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, passage_id, user_id) DO UPDATE SET
+                       vote = excluded.vote, voted_at = excluded.voted_at""",
+                (guild_id, passage_id, user_id, vote, _to_db(self._clock())),
+            )
+
+    async def feedback_summary(self, guild_id: int, limit: int = 20) -> list[FeedbackTally]:
+        async with self._tx() as db:
+            rows = await _all(
+                db,
+                """SELECT passage_id, SUM(vote = 1) AS up, SUM(vote = -1) AS down FROM feedback
+                   WHERE guild_id = ? GROUP BY passage_id
+                   ORDER BY COUNT(*) DESC, passage_id LIMIT ?""",
+                (guild_id, max(limit, 0)),
+            )
+        return [FeedbackTally(str(row["passage_id"]), int(row["up"]), int(row["down"])) for row in rows]
+
+    # -- blocks ---------------------------------------------------------------------------------
+    async def block_user(self, guild_id: int, user_id: int, actor_id: int, reason: str = "") -> None:
+        async with self._tx(write=True) as db:
+            # Blocking again replaces the reason, actor and time: the latest decision stands.
+            await db.execute(
+                """INSERT INTO blocks (guild_id, user_id, blocked_by, reason, blocked_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, user_id) DO UPDATE SET
+                       blocked_by = excluded.blocked_by, reason = excluded.reason,
+                       blocked_at = excluded.blocked_at""",
+                (guild_id, user_id, actor_id, reason, _to_db(self._clock())),
+            )
+            detail = f"user {user_id}" + (f": {reason}" if reason else "")
+            await self._write_audit(db, guild_id, actor_id, "block", detail)
+
+    async def unblock_user(self, guild_id: int, user_id: int, actor_id: int) -> bool:
+        async with self._tx(write=True) as db:
+            cursor = await db.execute(
+                "DELETE FROM blocks WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            if cursor.rowcount == 0:
+                return False
+            await self._write_audit(db, guild_id, actor_id, "unblock", f"user {user_id}")
+        return True
+
+    async def is_blocked(self, guild_id: int, user_id: int) -> bool:
+        async with self._tx() as db:
+            row = await _one(
+                db, "SELECT 1 FROM blocks WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+        return row is not None
+
+    async def list_blocks(self, guild_id: int) -> list[Block]:
+        async with self._tx() as db:
+            rows = await _all(
+                db, "SELECT * FROM blocks WHERE guild_id = ? ORDER BY blocked_at DESC, user_id", (guild_id,)
+            )
+        return [_block(row) for row in rows]
+
+    # -- audit ----------------------------------------------------------------------------------
+    async def audit_log(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
+        async with self._tx() as db:
+            rows = await _all(
+                db,
+                "SELECT * FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                (guild_id, max(limit, 0)),
+            )
+        return [_audit_entry(row) for row in rows]
