@@ -34,11 +34,19 @@ def test_public_questions_meet_the_bars(engine: Engine) -> None:
     assert figures["mean_passage_words"] <= 120
 
 
-def test_held_out_questions_decline_every_off_topic_one(engine: Engine) -> None:
-    figures = evaluate(engine, load_questions(ROOT / "evals" / "heldout.jsonl")).figures()
+@pytest.mark.parametrize(
+    ("name", "floors"),
+    [
+        ("heldout.jsonl", {"hit@3": 0.7, "declined_near_miss": 0.6}),  # Discord-style slang and paraphrase
+        ("heldout2.jsonl", {"hit@1": 0.75, "hit@3": 0.85, "declined_near_miss": 0.6}),  # plain paraphrase
+    ],
+)
+def test_held_out_questions_keep_their_floors(engine: Engine, name: str, floors: dict[str, float]) -> None:
+    """Regression floors on our own question sets; every off-topic question is always declined."""
+    figures = evaluate(engine, load_questions(ROOT / "evals" / name)).figures()
     assert figures["declined_offtopic"] == 1.0
-    assert figures["declined_near_miss"] >= 0.6
-    assert figures["hit@3"] >= 0.7  # worded far from the article on purpose: a floor, not a target
+    for figure, floor in floors.items():
+        assert figures[figure] >= floor, (figure, figures[figure])
 
 
 def test_an_answer_cites_its_passage(engine: Engine) -> None:
@@ -81,7 +89,8 @@ def test_strictness_moves_the_line(engine: Engine) -> None:
     question = "How many users does Threads have?"
     assert not engine.ask(question).answered
     assert engine.ask(question, strictness=0.0).answered  # only off-topic rules left
-    assert not engine.ask("How did Musk respond to Trump's insult?", strictness=1.0).answered
+    weak = "What challenges is Trump facing?"
+    assert engine.ask(weak).answered and not engine.ask(weak, strictness=1.0).answered
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])

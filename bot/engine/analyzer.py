@@ -166,5 +166,10 @@ def analyze_prefixes(text: str, length: int = PREFIX_LENGTH) -> list[str]:
     for word in _words(normalize(text)):
         term = term_of(word)
         if term:
-            prefixes.append(term if word[0] in "#." or word.isdigit() else word.replace("'", "")[:length])
+            prefixes.append(prefix_of(word, term, length))
     return prefixes
+
+
+def prefix_of(word: str, term: str, length: int = PREFIX_LENGTH) -> str:
+    """The prefix-field term of a surface word whose index term is ``term``."""
+    return term if word[0] in "#." or word.isdigit() else word.replace("'", "")[:length]

@@ -31,13 +31,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analyzer import _TOKEN, _words, normalize, term_of
+from .analyzer import _TOKEN, _words, analyze, analyze_prefixes, normalize, prefix_of, term_of
 from .passages import Passage, split_sentences
 
+# "when" counts only where it opens the question: mid-question it is usually a conjunction
+# ("What did Trump post when he returned?").
 _TIME_QUESTION = re.compile(
-    r"\W*(?:so|and|but|ok|okay|hey)?\W*(when|what year|which year|what date|what day|how long ago)\b"
+    r"^\W*(?:(?:so|and|but|ok|okay|hey|then)\W+)?when\b"
+    r"|\b(?:what|which) (?:year|date|day|month|decade)\b|\bsince when\b|\bhow long ago\b"
 )
-_QUANTITY_QUESTION = re.compile(r"\W*(?:so|and|but|ok|okay|hey)?\W*how (many|much)\b")
+_QUANTITY_QUESTION = re.compile(
+    r"\bhow (?:many|much|big|large|old|far)\b|\bwhat (?:percentage|percent|proportion|amount|number of)\b"
+)
 DATE = re.compile(
     r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(january|february|march|april|may|june|july|august|september|october"
     r"|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today"
@@ -52,6 +57,7 @@ QUANTITY = re.compile(
 )
 RARE_NAME_MAX_PASSAGES = 2  # a name in at most this many passages is "rare" (rule 5)
 RULE_PENALTY = 0.4  # confidence kept by a passage that a rule declines
+PREFIX_MATCH_CREDIT = 0.5  # a word matched only by its prefix counts this much toward confidence
 UNKNOWN_WEIGHT = 0.5  # an unknown word weighs this share of the rarest word's IDF
 
 
@@ -103,61 +109,98 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class PassageWords:
+    """A passage's terms and five-letter prefixes, for "does it hold this word?"."""
+
+    terms: frozenset[str]
+    prefixes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class QuestionView:
     """What the decision needs to know about the question, computed once."""
 
     terms: list[str]  # distinct terms, in order
+    prefixes: dict[str, str]  # term -> its five-letter prefix, to meet variants the stemmer misses
     unknown_names: list[str]  # capitalised words / numbers no document uses, as typed
     expects: str | None  # "date", "quantity" or None
 
     @classmethod
-    def of(cls, question: str, known: set[str] | dict[str, int]) -> QuestionView:
+    def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
         text = normalize(question)
         terms: list[str] = []
-        unknown_names: list[str] = []
+        prefixes: dict[str, str] = {}
+        names: list[tuple[str, str]] = []
         for i, match in enumerate(_TOKEN.finditer(text)):
             token = match.group()
             for word in _words(token):
                 term = term_of(word)
                 if not term:
                     continue
-                if term not in terms:
+                if term not in prefixes:
                     terms.append(term)
-                looks_like_name = token[0].isdigit() or (token[0].isupper() and i > 0)
-                if looks_like_name and term not in known and token not in unknown_names:
-                    unknown_names.append(token)
-        lowered = text.lower()
-        expects = (
-            "quantity"
-            if _QUANTITY_QUESTION.match(lowered)
-            else "date"
-            if _TIME_QUESTION.match(lowered)
-            else None
-        )
-        return cls(terms, unknown_names, expects)
+                    prefixes[term] = prefix_of(word, term)
+                if token[0].isdigit() or (token[0].isupper() and i > 0):
+                    names.append((term, token))
+        view = cls(terms, prefixes, [], expected_answer(text.lower()))
+        if decider:
+            for term, token in names:
+                if not decider.known(view, term) and token not in view.unknown_names:
+                    view.unknown_names.append(token)
+        return view
+
+
+def expected_answer(question: str) -> str | None:
+    """ "quantity" for how many / how much / what percentage, "date" for when / what year, else None."""
+    if _QUANTITY_QUESTION.search(question):
+        return "quantity"
+    if _TIME_QUESTION.search(question):
+        return "date"
+    return None
 
 
 class Decider:
     """Confidence and the answer-or-decline decision, over one index's statistics."""
 
-    def __init__(self, doc_freq: dict[str, int], passages: int, names: set[str]) -> None:
+    def __init__(
+        self, doc_freq: dict[str, int], prefix_doc_freq: dict[str, int], passages: int, names: set[str]
+    ) -> None:
         self.doc_freq = doc_freq
+        self.prefix_doc_freq = prefix_doc_freq
         self.passages = passages
         self.names = names  # terms the documents mostly write capitalised: Musk, Bluesky, SpaceX
         self.unknown_idf = UNKNOWN_WEIGHT * math.log((passages + 1) / 0.5)
 
-    def idf(self, term: str) -> float:
-        df = self.doc_freq.get(term)
+    def df(self, q: QuestionView, term: str) -> int:
+        """Passages holding ``term``, or failing that a word with its prefix (0: unknown)."""
+        return self.doc_freq.get(term) or self.prefix_doc_freq.get(q.prefixes[term], 0)
+
+    def known(self, q: QuestionView, term: str) -> bool:
+        return self.df(q, term) > 0
+
+    def idf(self, q: QuestionView, term: str) -> float:
+        df = self.df(q, term)
         return math.log((self.passages + 1) / (df + 0.5)) if df else self.unknown_idf
 
-    def coverage(self, q: QuestionView, passage_terms: set[str]) -> float:
-        total = sum(self.idf(t) for t in q.terms)
-        held = sum(self.idf(t) for t in q.terms if t in passage_terms)
+    @staticmethod
+    def holds(q: QuestionView, words: PassageWords, term: str) -> bool:
+        return term in words.terms or q.prefixes[term] in words.prefixes
+
+    def coverage(self, q: QuestionView, words: PassageWords) -> float:
+        """The share of the question's weight that the passage holds: the passage's confidence."""
+        total = held = 0.0
+        for t in q.terms:
+            weight = self.idf(q, t)
+            total += weight
+            if t in words.terms:
+                held += weight
+            elif q.prefixes[t] in words.prefixes:
+                held += PREFIX_MATCH_CREDIT * weight  # "response" for "respond": likely, not certain
         return held / total if total else 0.0
 
     def off_topic_reason(self, q: QuestionView) -> str | None:
         """Rules 1 and 2: the question is about something the documents never mention."""
-        if not any(t in self.doc_freq for t in q.terms):
+        if not any(self.known(q, t) for t in q.terms):
             return "Nothing in the documents matches these words."
         if q.unknown_names:
             shown = ", ".join(f"“{n}”" for n in q.unknown_names[:3])
@@ -165,7 +208,7 @@ class Decider:
         return None
 
     def decline_reason(
-        self, q: QuestionView, top: Passage, top_terms: set[str], strictness: float
+        self, q: QuestionView, top: Passage, words: PassageWords, strictness: float
     ) -> str | None:
         """Why the best passage does not answer the question, or None when it does."""
         off_topic = self.off_topic_reason(q)
@@ -175,35 +218,30 @@ class Decider:
             return "The closest passage gives no number for this."
         if q.expects == "date" and not DATE.search(top.text):
             return "The closest passage gives no date for this."
+        held = {t for t in q.terms if self.holds(q, words, t)}
         subject = [t for t in q.terms if t not in self.names]
-        unknown = [t for t in subject if t not in self.doc_freq]
-        type_met = q.expects is not None  # reaching here means the expected date/number is there
-        specific_names = [
-            t for t in q.terms if t in self.names and t in top_terms and self.doc_freq[t] <= self.passages / 2
-        ]
-        if specific_names and unknown and not type_met and not any(t in top_terms for t in subject):
+        unknown = [t for t in q.terms if not self.known(q, t)]
+        specific_names = [t for t in held if t in self.names and self.df(q, t) <= self.passages / 2]
+        # Rule 4 (an expected date or number found counts as answering what was asked).
+        if specific_names and unknown and not q.expects and not held.intersection(subject):
             return "The closest passage matches the names in the question but not what it asks."
-        missing = [
-            t
-            for t in q.terms
-            if t in self.names and t not in top_terms and self.doc_freq.get(t, 0) <= RARE_NAME_MAX_PASSAGES
-        ]
-        if missing:
+        # Rule 5.
+        if any(
+            t in self.names and t not in held and self.df(q, t) <= RARE_NAME_MAX_PASSAGES for t in q.terms
+        ):
             return "The closest passage is about something else."
-        matched = [t for t in q.terms if t in top_terms]
-        unknown_count = sum(1 for t in q.terms if t not in self.doc_freq)
-        if len(matched) == 1 and unknown_count >= 2:
+        # Rule 6: one shared word that is not a name, in a question of mostly unknown words.
+        if len(held) == 1 and not held & self.names and len(unknown) >= 2:
             return "The closest passage shares only one word with the question."
         return None
 
 
 def best_sentence(passage: Passage, q: QuestionView, decider: Decider) -> str:
     """The sentence of ``passage`` that holds most of the question's weight (the direct answer)."""
-    wanted = set(q.terms)
     best, best_score = passage.text, -1.0
     for sentence in split_sentences(passage.text):
-        terms = {term_of(w) for w in _words(normalize(sentence))}
-        score = sum(decider.idf(t) for t in wanted if t in terms)
+        words = PassageWords(frozenset(analyze(sentence)), frozenset(analyze_prefixes(sentence)))
+        score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)
         ):

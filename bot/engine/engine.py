@@ -75,8 +75,9 @@ class Engine:
             progress=progress,
         )
         self.index = self.ranker.passages
-        self._terms = self.ranker.terms
-        self.decider = Decider(self.index.doc_freq, len(self.passages), find_names(self.passages))
+        self.decider = Decider(
+            self.index.doc_freq, self.ranker.prefixes.doc_freq, len(self.passages), find_names(self.passages)
+        )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
         self.build_seconds = time.perf_counter() - started
 
@@ -101,7 +102,7 @@ class Engine:
     def ask(self, question: str, k: int = 3, *, strictness: float = 0.5, offset: int = 0) -> Answer:
         """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*)."""
         question = question.strip()[:MAX_QUESTION_CHARS]
-        view = QuestionView.of(question, self.index.doc_freq)
+        view = QuestionView.of(question, self.decider)
         if not view.terms:
             empty = "The question is empty." if not question else "The question has no words to search for."
             return Answer(question, False, empty, None, [], frozenset())
@@ -113,11 +114,11 @@ class Engine:
 
         top_id = ranked[0][0]
         reason = self.decider.decline_reason(
-            view, self.passages[top_id], set(self._terms[top_id]), strictness
+            view, self.passages[top_id], self.ranker.words[top_id], strictness
         )
         hits = []
         for pid, score in ranked[offset : offset + k]:
-            confidence = self.decider.coverage(view, set(self._terms[pid]))
+            confidence = self.decider.coverage(view, self.ranker.words[pid])
             if reason:
                 confidence *= RULE_PENALTY
             hits.append(Hit(self.passages[pid], score, confidence))

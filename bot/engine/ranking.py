@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analyzer import analyze, analyze_prefixes
+from .answers import PassageWords
 from .index import BM25Index, BM25Params, FloatArray, IntArray, top_k
 from .passages import Passage, split_sentences
 
@@ -60,6 +61,9 @@ class Ranker:
             progress(len(passages), len(passages))
         self.passages = BM25Index(self.terms, params)
         self.prefixes = BM25Index(prefixes, params)
+        self.words = [
+            PassageWords(frozenset(t), frozenset(p)) for t, p in zip(self.terms, prefixes, strict=True)
+        ]
         self.sentences = BM25Index(sentence_terms, params)
         self.sentence_owner: IntArray = np.asarray(owners, dtype=np.int32)
         self.has_date = np.asarray(has_date, dtype=bool)
