@@ -6,33 +6,29 @@ Exit codes, like grep: 0 answered (or done), 1 the article doesn't answer it, 2 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from . import __version__
+import discord
+
+from . import __version__, discord_app
 from .engine import CorpusError, Engine
 from .engine.evaluate import evaluate, load_questions
+from .settings import README_HINT, Settings, SettingsError, default_corpus, setup_logging
+from .storage import Storage, open_storage
 from .terminal import Progress, render_answer, render_report, use_colour
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+TOKEN_REJECTED = f"Discord rejected DISCORD_TOKEN: reset it on the Bot page and update .env ({README_HINT})"
 MAX_K = 10
 
 
 class UsageError(Exception):
     """Bad input or setup: one clear line, exit code 2."""
-
-
-def default_corpus() -> Path:
-    """$ARTICLEBOT_CORPUS, else ./corpus, else the corpus beside this package (a source checkout)."""
-    if env := os.environ.get("ARTICLEBOT_CORPUS"):
-        return Path(env)
-    here = Path("corpus")
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "corpus"
 
 
 def load_engine(path: str | None, *, quiet: bool = False) -> Engine:
@@ -130,8 +126,55 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _settings(require_token: bool = True) -> Settings:
+    try:
+        return Settings.from_env(require_token=require_token)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _storage(settings: Settings) -> Storage:
+    try:
+        return open_storage(settings.database)
+    except ValueError as exc:
+        raise UsageError(f"ARTICLEBOT_DATABASE: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    raise UsageError('the Discord bot is not built yet; ask from the terminal with: python -m bot ask "..."')
+    settings = _settings()
+    setup_logging(settings)
+    load_engine(str(settings.corpus), quiet=True)  # a broken corpus is a clear line, not a traceback later
+    try:
+        asyncio.run(discord_app.run(settings, _storage(settings)))
+    except discord.LoginFailure:
+        raise UsageError(TOKEN_REJECTED) from None
+    except discord.PrivilegedIntentsRequired:
+        raise UsageError("Discord refused an intent; articlebot needs no privileged intent") from None
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings = _settings()
+    setup_logging(settings)
+    guild = args.guild if args.guild is not None else settings.dev_guild_id
+    try:
+        names = asyncio.run(discord_app.sync(settings, _storage(settings), guild))
+    except discord.LoginFailure:
+        raise UsageError(TOKEN_REJECTED) from None
+    where = f"in server {guild} (available now)" if guild else "globally (may take up to an hour to appear)"
+    print(f"Registered {len(names)} commands {where}: {', '.join(names)}")
+    return EXIT_OK
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    client_id = args.client_id
+    if client_id is None:
+        token = _settings().token
+        client_id = discord_app.application_id_from_token(token)
+        if client_id is None:
+            raise UsageError("cannot read the application id from DISCORD_TOKEN; pass --client-id")
+    print(discord_app.invite_url(client_id))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,8 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--json", action="store_true", help="print the figures as JSON")
     index.set_defaults(func=cmd_index)
 
-    run = sub.add_parser("run", help="start the Discord bot")
+    run = sub.add_parser("run", help="start the Discord bot (settings from the environment and .env)")
     run.set_defaults(func=cmd_run)
+
+    sync = sub.add_parser("sync", help="register the slash commands with Discord, without starting the bot")
+    sync.add_argument(
+        "--guild",
+        type=int,
+        metavar="ID",
+        help="one server, instantly (default: $ARTICLEBOT_DEV_GUILD_ID, else global)",
+    )
+    sync.set_defaults(func=cmd_sync)
+
+    invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
+    invite.add_argument(
+        "--client-id", type=int, metavar="ID", help="application id (default: read from the token)"
+    )
+    invite.set_defaults(func=cmd_invite)
     return parser
 
 

@@ -14,6 +14,8 @@ from .base import (
     Storage,
     StoredDocument,
     Visibility,
+    validate_document_name,
+    validate_settings,
 )
 from .sqlite import SQLiteStorage
 
@@ -31,6 +33,8 @@ __all__ = [
     "StoredDocument",
     "Visibility",
     "open_storage",
+    "validate_document_name",
+    "validate_settings",
 ]
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Visibility = Literal["public", "private"]
 
@@ -111,6 +113,82 @@ class ChannelRules:
         if channel_id in self.denied:
             return False
         return not self.allowed or channel_id in self.allowed
+
+
+# 1..64 safe characters ending in .txt/.md, no leading dot: no separators, so no path traversal.
+_DOCUMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9._-]{1,64}")
+_DOCUMENT_SUFFIXES = (".txt", ".md")
+
+
+def validate_document_name(name: str) -> str:
+    """Return ``name`` if it is a safe document name, else raise ``ValueError``."""
+    if not _DOCUMENT_NAME.fullmatch(name) or not name.endswith(_DOCUMENT_SUFFIXES):
+        raise ValueError(
+            "document names must be 1-64 letters, digits, '.', '_' or '-', "
+            "not start with '.', and end in .txt or .md"
+        )
+    return name
+
+
+# -- settings validation --------------------------------------------------------------------------
+def _int_between(name: str, low: int, high: int) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        # bool is an int subclass; True is not a count.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}")
+        return value
+
+    return check
+
+
+def _visibility(value: object) -> object:
+    if value not in ("public", "private"):
+        raise ValueError("default_visibility must be public or private")
+    return value
+
+
+def _on_off(value: object) -> object:
+    if not isinstance(value, bool):
+        raise ValueError("mention_replies must be true or false")
+    return value
+
+
+def _strictness(value: object) -> object:
+    # The range check also rejects NaN.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("strictness must be between 0 and 1")
+    return float(value)
+
+
+def _role_id(value: object) -> object:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError("moderator_role_id must be a role id or none")
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[object], object]] = {
+    "passages_per_answer": _int_between("passages_per_answer", 1, 5),
+    "default_visibility": _visibility,
+    "mention_replies": _on_off,
+    "cooldown_seconds": _int_between("cooldown_seconds", 0, 3600),
+    "strictness": _strictness,
+    "moderator_role_id": _role_id,
+}
+
+
+def validate_settings(changes: dict[str, object]) -> dict[str, Any]:
+    """Check every change before writing any, so a bad value leaves nothing half-applied.
+
+    Returns ``Any`` values: each has just been checked against its field's type, which mypy
+    cannot see through a name-keyed table.
+    """
+    clean: dict[str, Any] = {}
+    for name, value in changes.items():
+        validator = _VALIDATORS.get(name)
+        if validator is None:
+            raise ValueError(f"unknown setting: {name}")
+        clean[name] = validator(value)
+    return clean
 
 
 class Storage(abc.ABC):

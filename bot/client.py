@@ -1,0 +1,109 @@
+"""The Discord client: intents, mentions policy, cogs, and the one error handler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from . import __version__
+from .checks import Cooldowns, Refusal
+from .library import Library
+from .settings import Settings
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.meta")
+GENERIC_ERROR = "Something went wrong on my side; the moderators can find the details in the bot's log."
+
+
+def intents() -> discord.Intents:
+    """Servers and their messages; no privileged intent. Discord still sends the text of a message
+    that mentions the bot without ``message_content``, which is all the mention path needs."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    return wanted
+
+
+class ArticleTree(app_commands.CommandTree["ArticleBot"]):
+    async def on_error(
+        self, interaction: discord.Interaction[ArticleBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        """The one place errors become replies: short and private for the member, full in the log."""
+        if isinstance(error, Refusal):
+            message = str(error)
+        elif isinstance(error, app_commands.CheckFailure):
+            message = "You can't use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "command /%s failed in guild %s channel %s",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                exc_info=error.original if isinstance(error, app_commands.CommandInvokeError) else error,
+            )
+            message = GENERIC_ERROR
+        await send_private(interaction, message)
+
+
+class ArticleBot(commands.Bot):
+    def __init__(self, settings: Settings, storage: Storage, library: Library | None = None) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # unused: no text commands, only slash and mentions
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions.none(),  # nothing the bot sends can ping
+            help_command=None,
+            owner_ids=set(settings.owner_ids) or None,
+            tree_cls=ArticleTree,
+        )
+        self.settings = settings
+        self.storage = storage
+        self.library = library or Library(settings.corpus, storage)
+        self.cooldowns = Cooldowns()
+        self.started_at = time.time()
+        self.version = __version__
+
+    async def setup_hook(self) -> None:
+        await self.storage.open()
+        await self.library.load()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self.storage.close()
+
+    async def is_owner(self, user: discord.abc.User, /) -> bool:
+        # discord.py asks Discord for the application's owner (or team) when no ids were given.
+        if self.owner_ids is not None and user.id in self.owner_ids:
+            return True
+        if self.owner_ids is not None:
+            return False
+        return await super().is_owner(user)
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No text commands: mentions are answered by the ask cog's listener."""
+
+
+async def send_private(interaction: discord.Interaction[Any], content: str) -> None:
+    """Reply privately, whether or not the interaction was already answered (never twice)."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(
+                content, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        else:
+            await interaction.response.send_message(
+                content, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+    except discord.HTTPException:
+        log.warning("could not tell user %s about an error (interaction expired?)", interaction.user.id)

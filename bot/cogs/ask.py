@@ -1,0 +1,305 @@
+"""Asking: /ask, mentions, the Apps-menu command, and the persistent More and 👍/👎 buttons."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .. import replies
+from ..checks import Blocked, ChannelClosed, OnCooldown
+from ..engine import Answer, Engine
+from ..storage import GuildSettings
+
+if TYPE_CHECKING:
+    from ..client import ArticleBot
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION = 300  # /ask's limit; Discord enforces it on the option
+USAGE = (
+    "Ask me about the article: mention me with a question, "
+    "e.g. “@{name} who called Musk a rocket man?”, or use `/ask`."
+)
+NO_GUILD = 0  # questions asked in DMs are logged under server 0
+SHORT_LIVED = 20.0  # seconds before a mention-path notice (miss, cooldown) deletes itself
+
+
+class MoreButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"ask:more:(?P<qid>\d+):(?P<offset>\d+)"
+):
+    """*More*: the next passages for a logged question. Works after a restart: the id says it all."""
+
+    def __init__(self, question_id: int, offset: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="More",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"ask:more:{question_id}:{offset}",
+            )
+        )
+        self.question_id, self.offset = question_id, offset
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> MoreButton:
+        return cls(int(match["qid"]), int(match["offset"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await ask_cog(interaction).more(interaction, self.question_id, self.offset)
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"ask:vote:(?P<vote>up|down):(?P<pid>\S+)"
+):
+    """👍 / 👎 on a passage, stored per member and passage; a later vote replaces an earlier one."""
+
+    def __init__(self, vote: str, passage_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                emoji="👍" if vote == "up" else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"ask:vote:{vote}:{passage_id}",
+            )
+        )
+        self.vote, self.passage_id = vote, passage_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> VoteButton:
+        return cls(match["vote"], match["pid"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await ask_cog(interaction).record_vote(interaction, self.passage_id, 1 if self.vote == "up" else -1)
+
+
+def ask_cog(interaction: discord.Interaction[Any]) -> Ask:
+    cog = interaction.client.get_cog("Ask")
+    assert isinstance(cog, Ask)
+    return cog
+
+
+def answer_view(question_id: int, answer: Answer, k: int, offset: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    if len(answer.hits) >= k:
+        view.add_item(MoreButton(question_id, offset + k))
+    if answer.hits:
+        top = answer.hits[0].passage.id
+        view.add_item(VoteButton("up", top))
+        view.add_item(VoteButton("down", top))
+    return view
+
+
+def strip_mentions(content: str, ids: set[int]) -> str:
+    """The question without the mentions of the bot (user or role) that triggered it."""
+    pattern = r"<@[!&]?(?:" + "|".join(str(i) for i in ids) + r")>"
+    return re.sub(pattern, " ", content).strip()
+
+
+class Ask(commands.Cog):
+    def __init__(self, bot: ArticleBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Ask the article", callback=self.ask_message)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+        self.bot.add_dynamic_items(MoreButton, VoteButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.remove_dynamic_items(MoreButton, VoteButton)
+
+    # -- the rules every path goes through ------------------------------------------------------
+    async def admit(self, guild_id: int | None, channel_id: int, user_id: int) -> GuildSettings:
+        """The server's settings, or a Refusal: blocked member or closed channel."""
+        if guild_id is None:
+            return GuildSettings()
+        storage = self.bot.storage
+        settings = await storage.get_settings(guild_id)
+        if await storage.is_blocked(guild_id, user_id):
+            raise Blocked()
+        rules = await storage.get_channel_rules(guild_id)
+        if not rules.permits(channel_id):
+            raise ChannelClosed(sorted(rules.allowed))
+        return settings
+
+    def spend_cooldown(self, guild_id: int | None, user_id: int, settings: GuildSettings) -> None:
+        wait = self.bot.cooldowns.retry_after(guild_id or NO_GUILD, user_id, settings.cooldown_seconds)
+        if wait:
+            raise OnCooldown(wait)
+
+    async def answer(
+        self, guild_id: int | None, channel_id: int, user_id: int, question: str, settings: GuildSettings
+    ) -> tuple[Answer, Engine, int]:
+        engine = await self.bot.library.for_guild(guild_id)
+        started = time.perf_counter()
+        answer = engine.ask(question, k=settings.passages_per_answer, strictness=settings.strictness)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        top = answer.hits[0].passage.id if answer.answered and answer.hits else None
+        question_id = await self.bot.storage.log_question(
+            guild_id or NO_GUILD, channel_id, user_id, answer.question, answer.answered, top, elapsed_ms
+        )
+        return answer, engine, question_id
+
+    # -- /ask and the Apps menu -----------------------------------------------------------------
+    @app_commands.command(name="ask", description="Ask a question about the article")
+    @app_commands.describe(question="What do you want to know?", private="Only you see the answer")
+    async def ask(
+        self,
+        interaction: discord.Interaction[ArticleBot],
+        question: app_commands.Range[str, 1, MAX_QUESTION],
+        private: bool | None = None,
+    ) -> None:
+        await self.reply(interaction, question, private)
+
+    async def ask_message(
+        self, interaction: discord.Interaction[ArticleBot], message: discord.Message
+    ) -> None:
+        """Apps menu → *Ask the article*: that message's text is the question."""
+        if not message.content.strip():
+            await interaction.response.send_message(
+                "That message has no text to ask about.",
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return
+        await self.reply(interaction, message.content, None)
+
+    async def reply(
+        self, interaction: discord.Interaction[ArticleBot], question: str, private: bool | None
+    ) -> None:
+        assert interaction.channel_id is not None
+        settings = await self.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
+        self.spend_cooldown(interaction.guild_id, interaction.user.id, settings)
+        answer, engine, question_id = await self.answer(
+            interaction.guild_id, interaction.channel_id, interaction.user.id, question, settings
+        )
+        none = discord.AllowedMentions.none()
+        if not answer.answered:
+            sections = [s for d in engine.documents for s in d.sections]
+            await interaction.response.send_message(
+                replies.miss_text(answer, sections), ephemeral=True, allowed_mentions=none
+            )
+            return
+        ephemeral = private if private is not None else settings.default_visibility == "private"
+        view = answer_view(question_id, answer, settings.passages_per_answer, 0)
+        sources = self.bot.library.sources(engine)
+        if interaction.app_permissions.embed_links:
+            embed = replies.answer_embed(answer, sources=sources)
+            await interaction.response.send_message(
+                embed=embed, view=view, ephemeral=ephemeral, allowed_mentions=none
+            )
+        else:
+            text = replies.answer_text(answer, sources=sources)
+            await interaction.response.send_message(
+                text, view=view, ephemeral=ephemeral, allowed_mentions=none
+            )
+
+    # -- buttons --------------------------------------------------------------------------------
+    async def more(self, interaction: discord.Interaction[Any], question_id: int, offset: int) -> None:
+        guild_id = interaction.guild_id
+        logged = await self.bot.storage.get_question(guild_id or NO_GUILD, question_id)
+        none = discord.AllowedMentions.none()
+        if logged is None:
+            await interaction.response.send_message(
+                "That question is no longer available.", ephemeral=True, allowed_mentions=none
+            )
+            return
+        settings = await self.bot.storage.get_settings(guild_id) if guild_id else GuildSettings()
+        engine = await self.bot.library.for_guild(guild_id)
+        k = settings.passages_per_answer
+        answer = engine.ask(logged.question, k=k, strictness=0.0, offset=offset)
+        if not answer.hits:
+            await interaction.response.send_message(
+                "That's everything the article has on this.", ephemeral=True, allowed_mentions=none
+            )
+            return
+        view = answer_view(question_id, answer, k, offset)
+        sources = self.bot.library.sources(engine)
+        if interaction.app_permissions.embed_links:
+            embed = replies.answer_embed(answer, sources=sources, first_rank=offset + 1)
+            await interaction.response.send_message(
+                embed=embed, view=view, ephemeral=True, allowed_mentions=none
+            )
+        else:
+            text = replies.answer_text(answer, sources=sources, first_rank=offset + 1)
+            await interaction.response.send_message(text, view=view, ephemeral=True, allowed_mentions=none)
+
+    async def record_vote(self, interaction: discord.Interaction[Any], passage_id: str, vote: int) -> None:
+        await self.bot.storage.record_feedback(
+            interaction.guild_id or NO_GUILD, passage_id, interaction.user.id, vote
+        )
+        engine = await self.bot.library.for_guild(interaction.guild_id)
+        passage = engine.passage(passage_id)
+        where = f" for *{replies.escape(passage.place)}*" if passage else ""
+        await interaction.response.send_message(
+            f"Thanks, your {'👍' if vote > 0 else '👎'}{where} is recorded.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    # -- mentions -------------------------------------------------------------------------------
+    def mentions_me(self, message: discord.Message) -> bool:
+        """A direct mention of the bot, or of its own managed role; never @everyone / @here."""
+        me = self.bot.user
+        if me is None or message.guild is None:
+            return False
+        if any(u.id == me.id for u in message.mentions):
+            return True
+        own_role = message.guild.self_role
+        return own_role is not None and own_role in message.role_mentions
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.guild is None or not self.mentions_me(message):
+            return
+        assert self.bot.user is not None
+        guild = message.guild
+        ids = {self.bot.user.id} | ({guild.self_role.id} if guild.self_role else set())
+        question = strip_mentions(message.content, ids)
+        none = discord.AllowedMentions.none()
+        try:
+            settings = await self.admit(guild.id, message.channel.id, message.author.id)
+        except (Blocked, ChannelClosed):
+            return  # no private channel to say so in; /ask explains
+        if not settings.mention_replies:
+            return
+        if not question:
+            usage = USAGE.format(name=self.bot.user.display_name)
+            await message.reply(usage, mention_author=False, allowed_mentions=none)
+            return
+        try:
+            self.spend_cooldown(guild.id, message.author.id, settings)
+        except OnCooldown as cooldown:
+            await message.reply(
+                str(cooldown), mention_author=False, allowed_mentions=none, delete_after=SHORT_LIVED
+            )
+            return
+        try:
+            answer, engine, _ = await self.answer(
+                guild.id, message.channel.id, message.author.id, question, settings
+            )
+            if not answer.answered:
+                reason = replies.escape(answer.reason or "")
+                text = f"I couldn't find that in the article. {reason} Try `/ask` for more."
+                await message.reply(
+                    text, mention_author=False, allowed_mentions=none, delete_after=SHORT_LIVED
+                )
+                return
+            text = replies.answer_text(answer, sources=self.bot.library.sources(engine), compact=True)
+            await message.reply(text, mention_author=False, allowed_mentions=none)
+        except discord.Forbidden:
+            log.info("no permission to reply in channel %s of guild %s", message.channel.id, guild.id)
+        except Exception:
+            log.exception("mention in guild %s channel %s failed", guild.id, message.channel.id)
+
+
+async def setup(bot: ArticleBot) -> None:
+    await bot.add_cog(Ask(bot))

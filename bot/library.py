@@ -1,0 +1,67 @@
+"""The engines the bot answers from: the shared corpus, plus each server's own documents.
+
+A server's documents are searched together with the corpus for that server only, so each server
+with documents gets its own engine, built off the event loop and cached until its documents change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from .engine import Document, Engine, parse_text
+from .engine.documents import slugify
+from .storage import Storage, StoredDocument
+
+
+def server_document(stored: StoredDocument) -> Document:
+    """A stored server document as an engine document; ids never collide with the corpus's."""
+    return parse_text(
+        stored.text,
+        doc_id=f"g{stored.guild_id}-{slugify(stored.name)}",
+        default_title=stored.title or stored.name,
+        markdown=stored.name.lower().endswith(".md"),
+    )
+
+
+class Library:
+    def __init__(self, corpus: Path, storage: Storage) -> None:
+        self.corpus = corpus
+        self.storage = storage
+        self.base: Engine | None = None
+        self.loaded_at = 0.0  # time.time() of the last corpus load
+        self._servers: dict[int, Engine] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> Engine:
+        """(Re)read the corpus from disk in a worker thread; the event loop keeps serving."""
+        engine = await asyncio.to_thread(Engine.from_path, self.corpus)
+        async with self._lock:
+            self.base, self.loaded_at = engine, time.time()
+            self._servers.clear()
+        return engine
+
+    async def for_guild(self, guild_id: int | None) -> Engine:
+        base = self.base or await self.load()
+        if guild_id is None:
+            return base
+        if (cached := self._servers.get(guild_id)) is not None:
+            return cached
+        stored = await self.storage.list_documents(guild_id)
+        engine = (
+            await asyncio.to_thread(base.with_documents, [server_document(d) for d in stored])
+            if stored
+            else base
+        )
+        async with self._lock:
+            if self.base is base:  # a reload in the meantime makes this engine stale
+                self._servers[guild_id] = engine
+        return engine
+
+    def forget(self, guild_id: int) -> None:
+        """The server's documents changed: its engine is rebuilt on next use."""
+        self._servers.pop(guild_id, None)
+
+    def sources(self, engine: Engine) -> dict[str, str]:
+        return {d.id: d.source for d in engine.documents if d.source}

@@ -1,0 +1,120 @@
+"""Settings from the environment and ``.env``, and logging that never shows the token."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+DEFAULT_DATABASE = "sqlite:///data/articlebot.db"
+README_HINT = "see README.md, 'Run it on Discord'"
+# Three base64url segments: the bot's user id, a timestamp, an HMAC. Lengths vary over the years,
+# so check the shape, not exact sizes.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{18,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed. The message is one line and never contains the token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    token: str = field(repr=False)
+    database: str = DEFAULT_DATABASE
+    corpus: Path = field(default_factory=lambda: default_corpus())
+    owner_ids: frozenset[int] = frozenset()
+    dev_guild_id: int | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = True) -> Settings:
+        """Read settings; ``.env`` in the working directory fills what the environment leaves unset."""
+        if env is None:
+            load_dotenv(Path.cwd() / ".env", override=False)
+            env = os.environ
+        token = check_token(env.get("DISCORD_TOKEN", "")) if require_token else env.get("DISCORD_TOKEN", "")
+        return cls(
+            token=token,
+            database=env.get("ARTICLEBOT_DATABASE") or DEFAULT_DATABASE,
+            corpus=default_corpus(env),
+            owner_ids=frozenset(_ids(env.get("ARTICLEBOT_OWNER_IDS", ""), "ARTICLEBOT_OWNER_IDS")),
+            dev_guild_id=next(
+                iter(_ids(env.get("ARTICLEBOT_DEV_GUILD_ID", ""), "ARTICLEBOT_DEV_GUILD_ID")), None
+            ),
+            log_level=_level(env.get("ARTICLEBOT_LOG_LEVEL") or "INFO"),
+        )
+
+
+def default_corpus(env: Mapping[str, str] | None = None) -> Path:
+    """$ARTICLEBOT_CORPUS, else ./corpus, else the corpus beside this package (a source checkout)."""
+    env = os.environ if env is None else env
+    if configured := env.get("ARTICLEBOT_CORPUS"):
+        return Path(configured)
+    here = Path("corpus")
+    return here if here.exists() else Path(__file__).resolve().parent.parent / "corpus"
+
+
+def check_token(raw: str) -> str:
+    token = raw.strip().strip("\"'")
+    if not token:
+        raise SettingsError(
+            f"DISCORD_TOKEN is not set: put the bot token in .env or the environment ({README_HINT})"
+        )
+    if token.lower().startswith("bot "):
+        raise SettingsError(
+            f"DISCORD_TOKEN starts with 'Bot ': set the token alone, without the prefix ({README_HINT})"
+        )
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise SettingsError(
+            f"DISCORD_TOKEN does not look like a bot token (three parts separated by dots); "
+            f"copy it again from the Bot page of your application ({README_HINT})"
+        )
+    return token
+
+
+def _ids(raw: str, name: str) -> list[int]:
+    ids = []
+    for part in filter(None, (p.strip() for p in raw.replace(";", ",").split(","))):
+        if not part.isdigit():
+            raise SettingsError(
+                f"{name} must be Discord ids (numbers) separated by commas, got {part[:24]!r}"
+            )
+        ids.append(int(part))
+    return ids
+
+
+def _level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"ARTICLEBOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw[:24]!r}")
+    return level
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that replaces secrets (the token) wherever they appear, tracebacks included."""
+
+    def __init__(self, fmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt)
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[token redacted]")
+        return text
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", [settings.token])
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    logging.getLogger("discord.gateway").setLevel(max(logging.INFO, root.level))  # heartbeats are noise
