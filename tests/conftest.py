@@ -27,11 +27,10 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "articlebot.db"
 
 
-@pytest.fixture
-def run_bot(standin: DiscordStandin, database: Path) -> RunBot:
-    """``async with run_bot() as bot``: a real ArticleBot, its commands synced, on a real SQLite file.
+def bot_runner(standin: DiscordStandin, database: Path) -> RunBot:
+    """``async with runner() as bot``: a real ArticleBot, its commands synced, on a real SQLite file.
 
-    Call it again (after the first has exited) for a restart on the same database.
+    Enter it again (after the first has exited) for a restart on the same database.
     """
 
     @asynccontextmanager
@@ -45,6 +44,11 @@ def run_bot(standin: DiscordStandin, database: Path) -> RunBot:
             yield running
 
     return start
+
+
+@pytest.fixture
+def run_bot(standin: DiscordStandin, database: Path) -> RunBot:
+    return bot_runner(standin, database)
 
 
 async def invoke(standin: DiscordStandin, name: str, options: Any = None, **kwargs: Any) -> SentMessage:

@@ -97,6 +97,33 @@ def answer_view(question_id: int, answer: Answer, k: int, offset: int) -> discor
     return view
 
 
+_MARKUP = re.compile(r"<(@[!&]?|#)(\d{15,21})>|<a?:(\w+):\d{15,21}>")
+
+
+def readable(text: str, guild: discord.Guild | None) -> str:
+    """Discord markup in a question turned into the words people see: <@&id> -> @Moderators.
+
+    The engine should search for what the member read, never for snowflake digits.
+    """
+
+    def name(match: re.Match[str]) -> str:
+        if match[3]:
+            return f":{match[3]}:"
+        kind, target = match[1], int(match[2])
+        if guild is None:
+            return ""
+        if kind == "#":
+            channel = guild.get_channel(target)
+            return f"#{channel.name}" if channel else ""
+        if kind == "@&":
+            role = guild.get_role(target)
+            return f"@{role.name}" if role else ""
+        member = guild.get_member(target)
+        return f"@{member.display_name}" if member else ""
+
+    return _MARKUP.sub(name, text)
+
+
 def strip_mentions(content: str, ids: set[int]) -> str:
     """The question without the mentions of the bot (user or role) that triggered it."""
     pattern = r"<@[!&]?(?:" + "|".join(str(i) for i in ids) + r")>"
@@ -157,7 +184,7 @@ class Ask(commands.Cog):
         question: app_commands.Range[str, 1, MAX_QUESTION],
         private: bool | None = None,
     ) -> None:
-        await self.reply(interaction, question, private)
+        await self.reply(interaction, readable(question, interaction.guild), private)
 
     async def ask_message(
         self, interaction: discord.Interaction[ArticleBot], message: discord.Message
@@ -170,7 +197,7 @@ class Ask(commands.Cog):
                 allowed_mentions=discord.AllowedMentions.none(),
             )
             return
-        await self.reply(interaction, message.content, None)
+        await self.reply(interaction, readable(message.content, interaction.guild), None)
 
     async def reply(
         self, interaction: discord.Interaction[ArticleBot], question: str, private: bool | None
@@ -263,7 +290,7 @@ class Ask(commands.Cog):
         assert self.bot.user is not None
         guild = message.guild
         ids = {self.bot.user.id} | ({guild.self_role.id} if guild.self_role else set())
-        question = strip_mentions(message.content, ids)
+        question = readable(strip_mentions(message.content, ids), guild).strip()
         none = discord.AllowedMentions.none()
         try:
             settings = await self.admit(guild.id, message.channel.id, message.author.id)
