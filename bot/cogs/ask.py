@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,6 +15,7 @@ from discord.ext import commands
 
 from .. import replies
 from ..checks import Blocked, ChannelClosed, OnCooldown
+from ..client import GENERIC_ERROR, send_private
 from ..engine import Answer, Engine
 from ..storage import GuildSettings
 
@@ -52,7 +55,8 @@ class MoreButton(
         return cls(int(match["qid"]), int(match["offset"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await ask_cog(interaction).more(interaction, self.question_id, self.offset)
+        async with reporting_errors(interaction, "More"):
+            await ask_cog(interaction).more(interaction, self.question_id, self.offset)
 
 
 class VoteButton(
@@ -77,7 +81,22 @@ class VoteButton(
         return cls(match["vote"], match["pid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await ask_cog(interaction).record_vote(interaction, self.passage_id, 1 if self.vote == "up" else -1)
+        async with reporting_errors(interaction, "vote"):
+            await ask_cog(interaction).record_vote(
+                interaction, self.passage_id, 1 if self.vote == "up" else -1
+            )
+
+
+@contextlib.asynccontextmanager
+async def reporting_errors(interaction: discord.Interaction[Any], what: str) -> AsyncIterator[None]:
+    """Buttons are not commands, so the tree's error handler never sees them: the same policy here."""
+    try:
+        yield
+    except Exception:
+        log.exception(
+            "button %s failed in guild %s channel %s", what, interaction.guild_id, interaction.channel_id
+        )
+        await send_private(interaction, GENERIC_ERROR)
 
 
 def ask_cog(interaction: discord.Interaction[Any]) -> Ask:
