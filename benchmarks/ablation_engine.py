@@ -1,4 +1,4 @@
-"""Which part of the ranking earns what: hit@1 / hit@3 / MRR@5 on both question sets.
+"""Which part of the ranking earns what: hit@1 / hit@3 / MRR@5 on each question set.
 
     python benchmarks/ablation_engine.py
 
@@ -19,7 +19,11 @@ from bot.engine.evaluate import contains_evidence, load_questions
 from bot.engine.ranking import RankingWeights
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = {"dev": ROOT / "evals" / "dev.jsonl", "held-out": ROOT / "evals" / "heldout.jsonl"}
+SETS = {
+    "dev": ROOT / "evals" / "dev.jsonl",
+    "held-out": ROOT / "evals" / "heldout.jsonl",
+    "held-out 2": ROOT / "evals" / "heldout2.jsonl",
+}
 
 Ranker = Callable[[str], list[int]]
 
