@@ -344,3 +344,38 @@ async def test_storage_file_holds_what_the_bot_acknowledged(
     finally:
         await storage.close()
     assert settings.cooldown_seconds == 42
+
+
+async def test_channel_deny_clear_and_modrole_clear(standin: DiscordStandin, run_bot: RunBot) -> None:
+    mod, owner = standin.find_member("mod"), standin.find_member("owner")
+    general = standin.channel
+    async with run_bot():
+        await invoke(standin, "admin", {"cooldown": 0}, subcommand="settings set", member=mod)
+        denied = await invoke(standin, "admin", {"channel": general}, subcommand="channels deny", member=mod)
+        refused = await invoke(standin, "ask", {"question": "Who owns X?"})
+        cleared = await invoke(
+            standin, "admin", {"channel": general}, subcommand="channels clear", member=mod
+        )
+        answered = await invoke(standin, "ask", {"question": "Who owns X?"})
+        role = payloads.role("Helpers", position=1)
+        standin.guild["roles"].append(role)
+        await standin.dispatch("GUILD_ROLE_CREATE", {"guild_id": standin.guild["id"], "role": role})
+        await invoke(standin, "admin", {"role": role}, subcommand="modrole set", member=owner)
+        shown = await invoke(standin, "admin", subcommand="settings show", member=owner)
+        gone = await invoke(standin, "admin", subcommand="modrole clear", member=owner)
+    assert f"**Never in:** <#{general['id']}>" in denied.content
+    assert refused.ephemeral and refused.content == "I don't answer in this channel."
+    assert "**Never in:** none" in cleared.content and answered.embeds
+    assert f"Moderator role: <@&{role['id']}>" in shown.content
+    assert gone.content.startswith("Moderator role cleared")
+
+
+async def test_admin_is_not_offered_in_direct_messages_but_ask_is(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    async with run_bot():
+        asked = await invoke(standin, "ask", {"question": "Who owns X?"}, in_dm=True)
+    assert "owned" in all_text(asked), asked.body
+    put = next(r for r in standin.requests if r.method == "PUT" and r.path.endswith("/commands"))
+    admin = next(c for c in put.json if c["name"] == "admin")
+    assert admin.get("contexts") == [0] or admin.get("dm_permission") is False
