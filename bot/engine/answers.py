@@ -3,7 +3,8 @@
 BM25 always ranks *something* first, so the score alone cannot tell a real answer from the least
 bad passage. The decision combines signals a careful reader would use:
 
-1. **Known words.** A question none of whose words the documents use is off-topic.
+1. **Known words.** A question none of whose words the documents use is off-topic (a prefix
+   match alone does not count here: the ranking needs one word the index holds).
 2. **Unknown names.** A capitalised word or a number in the question that no document uses
    ("Tokyo", "2018") means the question is about something the documents never mention.
 3. **Answer type.** *How many / how much* needs a quantity in the passage; *when / what year* a date.
@@ -200,7 +201,7 @@ class Decider:
 
     def off_topic_reason(self, q: QuestionView) -> str | None:
         """Rules 1 and 2: the question is about something the documents never mention."""
-        if not any(self.known(q, t) for t in q.terms):
+        if not any(t in self.doc_freq for t in q.terms):  # ranking needs at least one exact term
             return "Nothing in the documents matches these words."
         if q.unknown_names:
             shown = ", ".join(f"“{n}”" for n in q.unknown_names[:3])

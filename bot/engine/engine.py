@@ -76,7 +76,7 @@ class Engine:
         )
         self.index = self.ranker.passages
         self.decider = Decider(
-            self.index.doc_freq, self.ranker.prefixes.doc_freq, len(self.passages), find_names(self.passages)
+            self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), find_names(self.passages)
         )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
         self.build_seconds = time.perf_counter() - started
