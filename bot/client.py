@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,6 +20,14 @@ from .storage import Storage
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.meta")
+SHUTDOWN_GRACE = 5.0
+# Names discord.py gives the tasks that run events, slash commands and component callbacks.
+HANDLER_TASKS = (
+    "CommandTree-invoker",
+    "discord.py: on_",
+    "discord-ui-view-dispatch-",
+    "discord-ui-dynamic-item-",
+)
 GENERIC_ERROR = "Something went wrong on my side; the moderators can find the details in the bot's log."
 
 
@@ -81,6 +90,22 @@ class ArticleBot(commands.Bot):
             await super().close()
         finally:
             await self.storage.close()
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Let the answers in flight finish (up to ``grace`` seconds), then close gateway and database.
+
+        discord.py runs each event, command and button press in its own named task; those are the
+        work in flight. Closing first would cut their REST calls off mid-answer.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        me = asyncio.current_task()
+        while loop.time() < deadline:
+            busy = [t for t in asyncio.all_tasks() if t is not me and t.get_name().startswith(HANDLER_TASKS)]
+            if not busy:
+                break
+            await asyncio.wait(busy, timeout=deadline - loop.time())
+        await self.close()
 
     async def is_owner(self, user: discord.abc.User, /) -> bool:
         # discord.py asks Discord for the application's owner (or team) when no ids were given.

@@ -59,8 +59,8 @@ async def run(settings: Settings, storage: Storage) -> None:
         stopper = asyncio.create_task(stopping.wait())
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
-            log.info("shutting down")
-            await bot.close()
+            log.info("shutting down: finishing answers in flight")
+            await bot.shutdown()
         else:
             stopper.cancel()
         await runner  # re-raises LoginFailure and friends

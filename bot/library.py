@@ -7,6 +7,7 @@ with documents gets its own engine, built off the event loop and cached until it
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from pathlib import Path
 
@@ -15,11 +16,19 @@ from .engine.documents import slugify
 from .storage import Storage, StoredDocument
 
 
+def server_document_id(guild_id: int, name: str) -> str:
+    """``g<server>-<name>``, short enough that a passage id fits a button's 100-character custom id."""
+    slug = slugify(name)
+    if len(slug) > 40:
+        slug = f"{slug[:33]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+    return f"g{guild_id}-{slug}"
+
+
 def server_document(stored: StoredDocument) -> Document:
     """A stored server document as an engine document; ids never collide with the corpus's."""
     return parse_text(
         stored.text,
-        doc_id=f"g{stored.guild_id}-{slugify(stored.name)}",
+        doc_id=server_document_id(stored.guild_id, stored.name),
         default_title=stored.title or stored.name,
         markdown=stored.name.lower().endswith(".md"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import discord
-from conftest import BOT_OWNER_ID, ROOT, RunBot, all_text, bot_runner, invoke
+from conftest import BOT_OWNER_ID, ROOT, RunBot, all_text, bot_runner, custom_ids, invoke
 from standin import CHANNEL_MESSAGE, DiscordStandin, payloads
 
 from bot.storage import SQLiteStorage
@@ -379,3 +379,17 @@ async def test_admin_is_not_offered_in_direct_messages_but_ask_is(
     put = next(r for r in standin.requests if r.method == "PUT" and r.path.endswith("/commands"))
     admin = next(c for c in put.json if c["name"] == "admin")
     assert admin.get("contexts") == [0] or admin.get("dm_permission") is False
+
+
+async def test_a_long_document_name_still_fits_the_buttons(standin: DiscordStandin, run_bot: RunBot) -> None:
+    mod = standin.find_member("mod")
+    name = "a" * 61 + ".md"  # the longest name allowed: 64 characters
+    upload = standin.add_attachment(
+        name, b"# Lunch\n\nThe canteen serves paella on Fridays.\n", "text/markdown"
+    )
+    async with run_bot():
+        await invoke(standin, "admin", {"file": upload}, subcommand="documents add", member=mod)
+        sent = await invoke(standin, "ask", {"question": "What does the canteen serve on Fridays?"})
+    ids = custom_ids(sent)
+    assert "paella" in all_text(sent) and all(len(i) <= 100 for i in ids)
+    assert standin.violations == []
