@@ -40,6 +40,11 @@ def intents() -> discord.Intents:
     return wanted
 
 
+# A text bot: discord.py's "voice will NOT be supported" warnings at start-up are noise here.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
 class ArticleTree(app_commands.CommandTree["ArticleBot"]):
     async def on_error(
         self, interaction: discord.Interaction[ArticleBot], error: app_commands.AppCommandError, /
