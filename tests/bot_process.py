@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from standin import DiscordStandin
+
 ROOT = Path(__file__).resolve().parents[1]
 # Shaped like a bot token (the bot checks the shape); the stand-in accepts any token.
 FAKE_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GstndN.standin-token-for-tests-only-0000000000"
@@ -29,7 +31,7 @@ FAKE_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GstndN.standin-token-for-tests-only-000
 class BotProcess:
     def __init__(
         self,
-        standin: object,
+        standin: DiscordStandin,
         *,
         database: Path,
         corpus: Path = ROOT / "corpus",
@@ -51,16 +53,16 @@ class BotProcess:
 
     async def start(self) -> None:
         standin = self.standin
-        identified = getattr(standin, "identifies", 0)
+        identified = standin.identifies
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ARTICLEBOT_"))}
         env.update(
             DISCORD_TOKEN=FAKE_TOKEN,
             ARTICLEBOT_DATABASE=str(self.database),
             ARTICLEBOT_CORPUS=str(self.corpus),
             ARTICLEBOT_LOG_LEVEL="INFO",
-            STANDIN_API=getattr(standin, "api_base"),
-            STANDIN_GATEWAY=getattr(standin, "gateway_url"),
-            STANDIN_CDN=getattr(standin, "cdn_base"),
+            STANDIN_API=standin.api_base,
+            STANDIN_GATEWAY=standin.gateway_url,
+            STANDIN_CDN=standin.cdn_base,
             PYTHONUNBUFFERED="1",
             **self.extra_env,
         )
@@ -71,7 +73,7 @@ class BotProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
         # Ready = identified and the READY/GUILD_CREATE burst sent; then give on_ready a moment.
-        while getattr(standin, "identifies", 0) <= identified or not getattr(standin, "connected", False):
+        while standin.identifies <= identified or not standin.connected:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bot exited with {self.process.returncode}:\n{self.output()}")
             if loop.time() > deadline:
