@@ -64,8 +64,8 @@ class BotProcess:
             STANDIN_GATEWAY=standin.gateway_url,
             STANDIN_CDN=standin.cdn_base,
             PYTHONUNBUFFERED="1",
-            **self.extra_env,
         )
+        env.update(self.extra_env)
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve())], cwd=ROOT, env=env, stdout=log, stderr=log
