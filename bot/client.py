@@ -124,16 +124,18 @@ class ArticleBot(commands.Bot):
         """No text commands: mentions are answered by the ask cog's listener."""
 
 
+async def respond(interaction: discord.Interaction[Any], *, ephemeral: bool, **message: Any) -> None:
+    """Answer an interaction: the first response, or a follow-up once it was deferred or answered."""
+    message.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    if interaction.response.is_done():
+        await interaction.followup.send(ephemeral=ephemeral, **message)
+    else:
+        await interaction.response.send_message(ephemeral=ephemeral, **message)
+
+
 async def send_private(interaction: discord.Interaction[Any], content: str) -> None:
     """Reply privately, whether or not the interaction was already answered (never twice)."""
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(
-                content, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
-        else:
-            await interaction.response.send_message(
-                content, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
+        await respond(interaction, ephemeral=True, content=content)
     except discord.HTTPException:
         log.warning("could not tell user %s about an error (interaction expired?)", interaction.user.id)

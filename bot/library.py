@@ -68,6 +68,10 @@ class Library:
                 self._servers[guild_id] = engine
         return engine
 
+    def is_ready(self, guild_id: int | None) -> bool:
+        """Whether ``for_guild`` would answer at once, without building an index first."""
+        return self.base is not None and (guild_id is None or guild_id in self._servers)
+
     def forget(self, guild_id: int) -> None:
         """The server's documents changed: its engine is rebuilt on next use."""
         self._servers.pop(guild_id, None)

@@ -143,3 +143,14 @@ async def test_without_embed_links_answers_in_plain_text(standin: DiscordStandin
     async with run_bot():
         sent = await invoke(standin, "ask", {"question": "Who owns X?"}, app_permissions=no_embeds)
     assert not sent.embeds and sent.content.startswith("**Answer:**") and "[1]" in sent.content
+
+
+async def test_a_cold_server_index_answers_privately_in_time(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    async with run_bot() as bot:
+        bot.library.forget(int(standin.guild["id"]))  # as just after a restart, before on_guild_available ran
+        sent = await invoke(standin, "ask", {"question": "Who owns X?"})
+    callback = next(r for r in standin.requests if "/callback" in r.path)
+    assert callback.json == {"type": 5, "data": {"flags": 64}}  # deferred, privately, within 3 s
+    assert sent.ephemeral and "owned" in all_text(sent)

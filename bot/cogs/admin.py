@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from .. import replies
 from ..checks import NotModerator, NotOwner, is_moderator
+from ..client import respond
 from ..engine import CorpusError
 from ..engine.documents import decode, parse_text
 from ..storage import validate_document_name
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 1_000_000
 LIST_LIMIT = 15
-NONE = discord.AllowedMentions.none()
 
 
 def ago(moment: dt.datetime | float) -> str:
@@ -52,11 +52,7 @@ def when(moment: dt.datetime) -> str:
 
 async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
     """Every /admin reply: private, inert, within Discord's limit."""
-    text = replies.truncate(text, replies.CONTENT_LIMIT)
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NONE)
+    await respond(interaction, ephemeral=True, content=replies.truncate(text, replies.CONTENT_LIMIT))
 
 
 def guild_id_of(interaction: discord.Interaction[ArticleBot]) -> int:

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from .. import replies
 from ..checks import Blocked, ChannelClosed, OnCooldown
-from ..client import GENERIC_ERROR, send_private
+from ..client import GENERIC_ERROR, respond, send_private
 from ..engine import Answer, Engine
 from ..storage import GuildSettings
 
@@ -210,11 +210,7 @@ class Ask(commands.Cog):
     ) -> None:
         """Apps menu → *Ask the article*: that message's text is the question."""
         if not message.content.strip():
-            await interaction.response.send_message(
-                "That message has no text to ask about.",
-                ephemeral=True,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            await respond(interaction, ephemeral=True, content="That message has no text to ask about.")
             return
         await self.reply(interaction, readable(message.content, interaction.guild), None)
 
@@ -224,59 +220,56 @@ class Ask(commands.Cog):
         assert interaction.channel_id is not None
         settings = await self.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
         self.spend_cooldown(interaction.guild_id, interaction.user.id, settings)
+        if not self.bot.library.is_ready(interaction.guild_id):
+            # A server's own documents are still being indexed (just after a start): answer
+            # privately but in time, rather than publicly and too late for Discord's 3 seconds.
+            await interaction.response.defer(ephemeral=True, thinking=True)
         answer, engine, question_id = await self.answer(
             interaction.guild_id, interaction.channel_id, interaction.user.id, question, settings
         )
-        none = discord.AllowedMentions.none()
         if not answer.answered:
             sections = [s for d in engine.documents for s in d.sections]
-            await interaction.response.send_message(
-                replies.miss_text(answer, sections), ephemeral=True, allowed_mentions=none
-            )
+            await respond(interaction, ephemeral=True, content=replies.miss_text(answer, sections))
             return
         ephemeral = private if private is not None else settings.default_visibility == "private"
         view = answer_view(question_id, answer, settings.passages_per_answer, 0)
+        await self.send_answer(interaction, answer, engine, view, ephemeral=ephemeral)
+
+    async def send_answer(
+        self,
+        interaction: discord.Interaction[Any],
+        answer: Answer,
+        engine: Engine,
+        view: discord.ui.View,
+        *,
+        ephemeral: bool,
+        first_rank: int = 1,
+    ) -> None:
+        """An embed, or the same answer as text where the bot may not embed links."""
         sources = self.bot.library.sources(engine)
         if interaction.app_permissions.embed_links:
-            embed = replies.answer_embed(answer, sources=sources)
-            await interaction.response.send_message(
-                embed=embed, view=view, ephemeral=ephemeral, allowed_mentions=none
-            )
+            embed = replies.answer_embed(answer, sources=sources, first_rank=first_rank)
+            await respond(interaction, ephemeral=ephemeral, embed=embed, view=view)
         else:
-            text = replies.answer_text(answer, sources=sources)
-            await interaction.response.send_message(
-                text, view=view, ephemeral=ephemeral, allowed_mentions=none
-            )
+            text = replies.answer_text(answer, sources=sources, first_rank=first_rank)
+            await respond(interaction, ephemeral=ephemeral, content=text, view=view)
 
     # -- buttons --------------------------------------------------------------------------------
     async def more(self, interaction: discord.Interaction[Any], question_id: int, offset: int) -> None:
         guild_id = interaction.guild_id
         logged = await self.bot.storage.get_question(guild_id or NO_GUILD, question_id)
-        none = discord.AllowedMentions.none()
         if logged is None:
-            await interaction.response.send_message(
-                "That question is no longer available.", ephemeral=True, allowed_mentions=none
-            )
+            await respond(interaction, ephemeral=True, content="That question is no longer available.")
             return
         settings = await self.bot.storage.get_settings(guild_id) if guild_id else GuildSettings()
         engine = await self.bot.library.for_guild(guild_id)
         k = settings.passages_per_answer
         answer = engine.ask(logged.question, k=k, strictness=0.0, offset=offset)
         if not answer.hits:
-            await interaction.response.send_message(
-                "That's everything the article has on this.", ephemeral=True, allowed_mentions=none
-            )
+            await respond(interaction, ephemeral=True, content="That's everything the article has on this.")
             return
         view = answer_view(question_id, answer, k, offset)
-        sources = self.bot.library.sources(engine)
-        if interaction.app_permissions.embed_links:
-            embed = replies.answer_embed(answer, sources=sources, first_rank=offset + 1)
-            await interaction.response.send_message(
-                embed=embed, view=view, ephemeral=True, allowed_mentions=none
-            )
-        else:
-            text = replies.answer_text(answer, sources=sources, first_rank=offset + 1)
-            await interaction.response.send_message(text, view=view, ephemeral=True, allowed_mentions=none)
+        await self.send_answer(interaction, answer, engine, view, ephemeral=True, first_rank=offset + 1)
 
     async def record_vote(self, interaction: discord.Interaction[Any], passage_id: str, vote: int) -> None:
         await self.bot.storage.record_feedback(
@@ -285,11 +278,17 @@ class Ask(commands.Cog):
         engine = await self.bot.library.for_guild(interaction.guild_id)
         passage = engine.passage(passage_id)
         where = f" for *{replies.escape(passage.place)}*" if passage else ""
-        await interaction.response.send_message(
-            f"Thanks, your {'👍' if vote > 0 else '👎'}{where} is recorded.",
+        await respond(
+            interaction,
             ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
+            content=f"Thanks, your {'👍' if vote > 0 else '👎'}{where} is recorded.",
         )
+
+    # -- warming up -----------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """Index a server's own documents when it comes online, before its first question."""
+        await self.bot.library.for_guild(guild.id)
 
     # -- mentions -------------------------------------------------------------------------------
     def mentions_me(self, message: discord.Message) -> bool:

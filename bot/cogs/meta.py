@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from .. import replies
+from ..client import respond
 
 if TYPE_CHECKING:
     from ..client import ArticleBot
@@ -43,23 +44,18 @@ class Meta(commands.Cog):
                 lines.append("Sections: " + ", ".join(replies.escape(s) for s in doc.sections))
             lines.append(f"{count} passages\n")
         text = replies.truncate("\n".join(lines).strip(), replies.EMBED_DESCRIPTION_LIMIT)
-        none = discord.AllowedMentions.none()
         if interaction.app_permissions.embed_links:
             embed = discord.Embed(
                 title="What I can answer from", description=text, colour=replies.COLOUR_ANSWER
             )
-            await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=none)
+            await respond(interaction, ephemeral=True, embed=embed)
         else:
-            await interaction.response.send_message(
-                replies.truncate(text, replies.CONTENT_LIMIT), ephemeral=True, allowed_mentions=none
-            )
+            await respond(interaction, ephemeral=True, content=replies.truncate(text, replies.CONTENT_LIMIT))
 
     @app_commands.command(name="help", description="What the bot does and how to ask it")
     async def help(self, interaction: discord.Interaction[ArticleBot]) -> None:
         name = self.bot.user.display_name if self.bot.user else "articlebot"
-        await interaction.response.send_message(
-            HELP.format(name=name), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-        )
+        await respond(interaction, ephemeral=True, content=HELP.format(name=name))
 
 
 async def setup(bot: ArticleBot) -> None:
