@@ -129,6 +129,16 @@ def analyze(text: str) -> list[str]:
     return terms
 
 
+def analyze_pairs(text: str) -> list[tuple[str, str]]:
+    """(term, prefix) for each indexable word: ``analyze`` and ``analyze_prefixes`` in one pass."""
+    pairs = []
+    for word in _words(normalize(text)):
+        term = term_of(word)
+        if term:
+            pairs.append((term, prefix_of(word, term)))
+    return pairs
+
+
 def surface_terms(text: str) -> list[tuple[int, int, str]]:
     """(start, end, term) for every indexable word of ``text``: used to highlight query words.
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analyzer import analyze, analyze_prefixes
+from .analyzer import analyze, analyze_pairs
 from .answers import PassageWords
 from .index import BM25Index, BM25Params, FloatArray, IntArray, top_k
 from .passages import Passage, split_sentences
@@ -53,11 +53,13 @@ class Ranker:
         sentence_terms: list[list[str]] = []
         owners: list[int] = []
         for i, passage in enumerate(passages):
-            self.terms.append(analyze(passage.section) + analyze(passage.text))
-            prefixes.append(analyze_prefixes(passage.section) + analyze_prefixes(passage.text))
-            for sentence in split_sentences(passage.text):
-                sentence_terms.append(analyze(sentence))
-                owners.append(i)
+            # Each sentence is analysed once: the passage's terms are its heading's plus its sentences'.
+            sentences = [analyze_pairs(s) for s in split_sentences(passage.text)]
+            pairs = analyze_pairs(passage.section) + [pair for sentence in sentences for pair in sentence]
+            self.terms.append([term for term, _ in pairs])
+            prefixes.append([prefix for _, prefix in pairs])
+            sentence_terms.extend([term for term, _ in sentence] for sentence in sentences)
+            owners.extend([i] * len(sentences))
             if progress and (i + 1) % 1000 == 0:
                 progress(i + 1, len(passages))
         if progress:
