@@ -71,8 +71,9 @@ def emphasise(text: str, terms: Iterable[str]) -> str:
 
 
 def place(hit: Hit, several_documents: bool) -> str:
-    where = hit.passage.place
-    return f"{hit.passage.document_title} · {where}" if several_documents else where
+    """Where a passage sits, escaped: document titles and section headings are written by people."""
+    where = escape(hit.passage.place)
+    return f"{escape(hit.passage.document_title)} · {where}" if several_documents else where
 
 
 def confidence_label(confidence: float) -> str:
@@ -83,12 +84,16 @@ def _several(hits: Sequence[Hit]) -> bool:
     return len({h.passage.document_id for h in hits}) > 1
 
 
-def _footer(hits: Sequence[Hit], sources: dict[str, str]) -> str:
+def _footer(hits: Sequence[Hit], sources: dict[str, str], *, markdown: bool = False) -> str:
+    """``Source: …``. An embed footer is plain text and shows titles as written; in message
+    content (``markdown=True``) they are escaped like any text a person wrote."""
     titles = []
     for hit in hits:
         title = hit.passage.document_title
         source = sources.get(hit.passage.document_id)
         label = f"{title} — {source}" if source else title
+        if markdown:
+            label = escape(label)
         if label not in titles:
             titles.append(label)
     return truncate("Source: " + "; ".join(titles), EMBED_FOOTER_LIMIT)
@@ -143,7 +148,7 @@ def answer_text(
         else:
             lines += ["", f"**[{rank}]** {cite}", "> " + emphasise(hit.passage.text, answer.terms)]
     if hits and not compact:
-        lines += ["", "-# " + _footer(hits, sources)]
+        lines += ["", "-# " + _footer(hits, sources, markdown=True)]
     return truncate("\n".join(lines), CONTENT_LIMIT)
 
 
@@ -152,7 +157,7 @@ def miss_text(answer: Answer, sections: Sequence[str]) -> str:
     lines = [f"I couldn't find that in the article. {escape(answer.reason or '')}".strip()]
     if answer.hits:
         hit = answer.hits[0]
-        lines.append(f"The closest passage (*{hit.passage.place}*) may not answer it:")
+        lines.append(f"The closest passage (*{escape(hit.passage.place)}*) may not answer it:")
         lines.append("> " + truncate(emphasise(hit.passage.text, answer.terms), 600))
     if sections:
         lines.append("It covers: " + ", ".join(escape(s) for s in sections[:12]) + ".")

@@ -55,6 +55,21 @@ async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
     await respond(interaction, ephemeral=True, content=replies.truncate(text, replies.CONTENT_LIMIT))
 
 
+# Storage speaks in setting names; moderators typed the command's option names.
+OPTION_NAMES = {
+    "passages_per_answer": "passages",
+    "default_visibility": "visibility",
+    "mention_replies": "mentions",
+    "cooldown_seconds": "cooldown",
+}
+
+
+def option_names(message: str) -> str:
+    for setting, option in OPTION_NAMES.items():
+        message = message.replace(setting, option)
+    return message
+
+
 def guild_id_of(interaction: discord.Interaction[ArticleBot]) -> int:
     assert interaction.guild_id is not None  # guild_only
     return interaction.guild_id
@@ -161,7 +176,7 @@ class Admin(
         try:
             await self.bot.storage.update_settings(guild_id_of(interaction), interaction.user.id, **changes)
         except ValueError as exc:
-            await say(interaction, f"Not changed: {exc}.")
+            await say(interaction, f"Not changed: {option_names(str(exc))}.")
             return
         await say(interaction, "Saved.\n" + await self._settings_text(guild_id_of(interaction)))
 

@@ -101,7 +101,7 @@ class Engine:
 
     def ask(self, question: str, k: int = 3, *, strictness: float = 0.5, offset: int = 0) -> Answer:
         """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*)."""
-        question = question.strip()[:MAX_QUESTION_CHARS]
+        question = clip_question(question)
         view = QuestionView.of(question, self.decider)
         if not view.terms:
             empty = "The question is empty." if not question else "The question has no words to search for."
@@ -135,3 +135,15 @@ class Engine:
             build_seconds=self.build_seconds,
             load_errors=[str(e) for e in self.load_errors],
         )
+
+
+def clip_question(question: str) -> str:
+    """``question`` stripped and, past MAX_QUESTION_CHARS, cut at the last whitespace before the
+    limit, so no half word (which could read as a name the documents never use) is searched for."""
+    question = question.strip()
+    if len(question) <= MAX_QUESTION_CHARS:
+        return question
+    cut = question[: MAX_QUESTION_CHARS + 1]
+    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    kept = cut[:space] if space > MAX_QUESTION_CHARS // 2 else cut[:MAX_QUESTION_CHARS]
+    return kept.rstrip()
