@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -20,6 +21,7 @@ from .settings import Settings
 from .storage import Storage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.meta")
 SHUTDOWN_GRACE = 5.0
@@ -31,6 +33,9 @@ HANDLER_TASKS = (
     "discord-ui-dynamic-item-",
 )
 WS_NORMAL_CLOSURE = (1000).to_bytes(2, "big")  # a CLOSE frame's payload: the close code
+# discord.py tries a rate-limited call five times, then raises; these are the bot's own tries on top.
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_BACKOFF = 0.25  # seconds, times the try's number
 GENERIC_ERROR = "Something went wrong on my side; the moderators can find the details in the bot's log."
 
 
@@ -136,13 +141,34 @@ class ArticleBot(commands.Bot):
         """No text commands: mentions are answered by the ask cog's listener."""
 
 
+async def outlast_rate_limits(send: Callable[[], Awaitable[T]]) -> T:
+    """``send()``, and again if discord.py gave up on a 429 after its own five tries.
+
+    A 429 means Discord created nothing, so sending again cannot duplicate a message. Bounded:
+    ``RATE_LIMIT_RETRIES`` more tries, backing off, then the HTTPException goes up as before.
+    """
+    for attempt in range(1, RATE_LIMIT_RETRIES + 1):
+        try:
+            return await send()
+        except discord.HTTPException as error:
+            if error.status != 429:
+                raise
+            log.warning("still rate limited after discord.py's retries; sending again (%d)", attempt)
+            await asyncio.sleep(RATE_LIMIT_BACKOFF * attempt)
+    return await send()
+
+
 async def respond(interaction: discord.Interaction[Any], *, ephemeral: bool, **message: Any) -> None:
     """Answer an interaction: the first response, or a follow-up once it was deferred or answered."""
     message.setdefault("allowed_mentions", discord.AllowedMentions.none())
-    if interaction.response.is_done():
-        await interaction.followup.send(ephemeral=ephemeral, **message)
-    else:
-        await interaction.response.send_message(ephemeral=ephemeral, **message)
+
+    async def send() -> None:
+        if interaction.response.is_done():
+            await interaction.followup.send(ephemeral=ephemeral, **message)
+        else:
+            await interaction.response.send_message(ephemeral=ephemeral, **message)
+
+    await outlast_rate_limits(send)
 
 
 async def send_private(interaction: discord.Interaction[Any], content: str) -> None:

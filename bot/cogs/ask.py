@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from .. import replies
 from ..checks import Blocked, ChannelClosed, OnCooldown
-from ..client import GENERIC_ERROR, respond, send_private
+from ..client import GENERIC_ERROR, outlast_rate_limits, respond, send_private
 from ..engine import Answer, Engine
 from ..storage import GuildSettings
 
@@ -309,7 +309,6 @@ class Ask(commands.Cog):
         guild = message.guild
         ids = {self.bot.user.id} | ({guild.self_role.id} if guild.self_role else set())
         question = readable(strip_mentions(message.content, ids), guild).strip()
-        none = discord.AllowedMentions.none()
         try:
             settings = await self.admit(guild.id, message.channel.id, message.author.id)
         except (Blocked, ChannelClosed):
@@ -318,14 +317,12 @@ class Ask(commands.Cog):
             return
         if not question:
             usage = USAGE.format(name=self.bot.user.display_name)
-            await message.reply(usage, mention_author=False, allowed_mentions=none)
+            await reply_to(message, usage)
             return
         try:
             self.spend_cooldown(guild.id, message.author.id, settings)
         except OnCooldown as cooldown:
-            await message.reply(
-                str(cooldown), mention_author=False, allowed_mentions=none, delete_after=SHORT_LIVED
-            )
+            await reply_to(message, str(cooldown), delete_after=SHORT_LIVED)
             return
         try:
             answer, engine, _ = await self.answer(
@@ -334,16 +331,28 @@ class Ask(commands.Cog):
             if not answer.answered:
                 reason = replies.escape(answer.reason or "")
                 text = f"I couldn't find that in the article. {reason} Try `/ask` for more."
-                await message.reply(
-                    text, mention_author=False, allowed_mentions=none, delete_after=SHORT_LIVED
-                )
+                await reply_to(message, text, delete_after=SHORT_LIVED)
                 return
             text = replies.answer_text(answer, sources=self.bot.library.sources(engine), compact=True)
-            await message.reply(text, mention_author=False, allowed_mentions=none)
+            await reply_to(message, text)
         except discord.Forbidden:
             log.info("no permission to reply in channel %s of guild %s", message.channel.id, guild.id)
         except Exception:
             log.exception("mention in guild %s channel %s failed", guild.id, message.channel.id)
+
+
+async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
+    """A reply that pings no one, sent again if discord.py gave up on a 429 (nothing was created)."""
+    none = discord.AllowedMentions.none()
+
+    async def send() -> discord.Message:
+        if delete_after is None:  # discord.py's overloads take no None here
+            return await message.reply(text, mention_author=False, allowed_mentions=none)
+        return await message.reply(
+            text, mention_author=False, allowed_mentions=none, delete_after=delete_after
+        )
+
+    await outlast_rate_limits(send)
 
 
 async def setup(bot: ArticleBot) -> None:

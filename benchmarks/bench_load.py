@@ -1,0 +1,515 @@
+"""Load benchmark: many members, /ask and mentions, 429s and reconnects; exactly-once, speed, memory.
+
+Run by hand from the repository root (a few minutes with the defaults)::
+
+    python benchmarks/bench_load.py [--questions 2000] [--members 200] [--channels 20] [--runs 3]
+                                    [--rate-limit 0.1] [--settle 25] [--out docs/LOAD.md]
+
+The real bot runs as its own process (``python -m bot run`` through ``tests/bot_process.py``) so its
+memory is its own; this process runs the Discord stand-in (``tests/standin``) on 127.0.0.1 and the
+load driver (``benchmarks/load_driver.py``, whose docstring explains the design). Steps:
+
+1. The stand-in's guild gets ``--members`` members and ``--channels`` text channels; the bot's
+   commands are registered once (``discord_app.sync``, as ``python -m bot sync --guild`` does).
+2. The bot process starts; a moderator sets the server's cooldown to 0 with ``/admin settings set``.
+3. ``--runs`` back-to-back runs against that same process. Each run: ``--questions`` questions, one
+   in flight per member, half ``/ask`` and half mentions, ``--rate-limit`` of REST calls answered
+   429, and one op 7 RESUME, one op 9 non-resumable invalid session and one dropped connection.
+   Then every question is checked for exactly one answer (an interaction callback per interaction
+   id, a channel reply per mention's message id).
+4. Memory from ``/proc/<pid>/status``: the peak (``VmHWM``, reset through ``/proc/<pid>/clear_refs``
+   before each run) and ``VmRSS`` right after the run and after ``--settle`` quiet seconds (longer
+   than the 20 s after which the bot deletes its "not in the article" mention replies, so those
+   timers have run too). Memory is "not growing" when the settled RSS after the last run is within
+   5 % of the settled RSS after the first (``MEMORY_TOLERANCE``).
+
+Prints the tables and writes them, with the machine and the command, to ``--out``. Exit status 0
+when every run answered every question exactly once with no stand-in violation and memory held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from itertools import pairwise
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # standin and bot_process live in tests/
+
+from bot_process import FAKE_TOKEN, BotProcess  # noqa: E402
+from standin import DiscordStandin, point_discord_at  # noqa: E402
+
+from benchmarks.load_driver import (  # noqa: E402
+    LoadPlan,
+    RunResult,
+    load_questions,
+    percentile,
+    populate,
+    run_load,
+    set_cooldown,
+)
+from bot import discord_app  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.storage import SQLiteStorage  # noqa: E402
+
+MEMORY_TOLERANCE = 0.05  # settled RSS after the last run may exceed the first run's by this share
+LOG_LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+(\S+):")
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss_kb: int
+    hwm_kb: int
+
+    @property
+    def rss_mb(self) -> float:
+        return self.rss_kb / 1024
+
+    @property
+    def hwm_mb(self) -> float:
+        return self.hwm_kb / 1024
+
+
+@dataclass
+class Run:
+    result: RunResult
+    after: Memory  # right after the last answer
+    settled: Memory  # after --settle seconds of quiet
+
+
+@dataclass
+class Report:
+    args: argparse.Namespace
+    plan: LoadPlan
+    baseline: Memory
+    pool: tuple[int, int]  # the eval questions drawn from: answerable, not answerable
+    runs: list[Run] = field(default_factory=list)
+    exit_code: int | None = None
+    log_levels: dict[str, int] = field(default_factory=dict)
+    error_lines: list[str] = field(default_factory=list)  # the bot's ERROR / CRITICAL log lines
+    standin_problems: list[str] = field(default_factory=list)
+
+    @property
+    def memory_growth_mb(self) -> float:
+        return self.runs[-1].settled.rss_mb - self.runs[0].settled.rss_mb
+
+    @property
+    def memory_growth_share(self) -> float:
+        return self.memory_growth_mb / self.runs[0].settled.rss_mb
+
+    @property
+    def memory_ok(self) -> bool:
+        return self.memory_growth_share < MEMORY_TOLERANCE
+
+    @property
+    def exactly_once_ok(self) -> bool:
+        return all(not r.result.problems() for r in self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return self.exactly_once_ok and self.memory_ok and not self.standin_problems and self.exit_code == 0
+
+
+# -- /proc ----------------------------------------------------------------------------------------
+
+
+def memory(pid: int) -> Memory:
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])  # kB
+    return Memory(fields["VmRSS"], fields["VmHWM"])
+
+
+def reset_peak(pid: int) -> None:
+    """Reset VmHWM to the current RSS (Linux: "5" to clear_refs), so the next peak is this run's."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+async def settle(pid: int, seconds: float) -> Memory:
+    """Wait ``seconds`` with nothing sent, then read the bot's memory."""
+    await asyncio.sleep(seconds)
+    return memory(pid)
+
+
+# -- the benchmark --------------------------------------------------------------------------------
+
+
+async def register_commands(standin: DiscordStandin, database: Path) -> None:
+    """What ``python -m bot sync --guild ID`` does, once, before the bot runs (HTTP only)."""
+    settings = Settings(token=FAKE_TOKEN, database=str(database), corpus=ROOT / "corpus")
+    with point_discord_at(standin):
+        await discord_app.sync(settings, SQLiteStorage(database), int(standin.guild["id"]))
+
+
+async def bench(args: argparse.Namespace) -> Report:
+    plan = LoadPlan(
+        questions=args.questions,
+        members=args.members,
+        channels=args.channels,
+        mention_share=args.mention_share,
+        rate_limit_fraction=args.rate_limit,
+        seed=args.seed,
+    )
+    questions = load_questions()
+    async with DiscordStandin(seed=args.seed) as standin:
+        world = populate(standin, plan.members, plan.channels)
+        with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+            database = Path(tmp) / "articlebot.db"
+            await register_commands(standin, database)
+            async with BotProcess(standin, database=database) as bot:
+                await set_cooldown(standin, world, 0)
+                await asyncio.sleep(1.0)  # let start-up allocations finish before the baseline
+                answerable = sum(q.answerable for q in questions)
+                pool = (answerable, len(questions) - answerable)
+                report = Report(args=args, plan=plan, baseline=memory(bot.pid), pool=pool)
+                for number in range(args.runs):
+                    reset_peak(bot.pid)
+                    result = await run_load(standin, plan, world, questions, salt=number)
+                    after = memory(bot.pid)
+                    settled = await settle(bot.pid, args.settle)
+                    report.runs.append(Run(result, after, settled))
+                    print(f"run {number + 1}: {summary(report.runs[-1])}", file=sys.stderr)
+                bot.terminate()  # SIGTERM: answers in flight finish, then a clean exit
+                report.exit_code = await bot.wait(30.0)
+                output = bot.output()
+                report.log_levels = log_levels(output)
+                report.error_lines = [
+                    line[:240]
+                    for line in output.splitlines()
+                    if (m := LOG_LEVEL.match(line)) and m[1] != "WARNING"
+                ]
+                if args.log is not None:
+                    args.log.write_text(output, encoding="utf-8")
+        report.standin_problems = [f"handler crashed: {e}" for e in standin.errors]
+        report.standin_problems += [f"unknown route: {r.method} {r.path}" for r in standin.unknown_requests]
+    return report
+
+
+def log_levels(output: str) -> dict[str, int]:
+    """Warnings and errors in the bot's log, by level and logger (429 retries are discord.http's)."""
+    counts: dict[str, int] = {}
+    for line in output.splitlines():
+        if match := LOG_LEVEL.match(line):
+            key = f"{match[1]} {match[2]}"
+            counts[key] = counts.get(key, 0) + 1
+    counts["tracebacks"] = output.count("Traceback (most recent call last)")
+    return counts
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def summary(run: Run) -> str:
+    r = run.result
+    return (
+        f"{r.exactly_once}/{len(r.asks)} exactly once, {len(r.lost)} lost, {len(r.duplicated)} duplicated, "
+        f"{r.questions_per_second:.0f} q/s, p50 {ms(percentile(r.latencies(), 50))} ms, "
+        f"p99 {ms(percentile(r.latencies(), 99))} ms, RSS {run.settled.rss_mb:.1f} MB"
+    )
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = [
+        "| " + " | ".join(head) + " |",
+        "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(head))) + " |",
+    ]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out
+
+
+def delivery_table(report: Report) -> list[str]:
+    head = [
+        "run",
+        "asked",
+        "/ask · mention",
+        "exactly once",
+        "lost",
+        "duplicated",
+        "answered · declined",
+        "cooldown · error",
+        "late (> 3 s)",
+        "REST calls · 429s",
+        "resumes · identifies",
+    ]
+    rows = []
+    for number, run in enumerate(report.runs, 1):
+        r = run.result
+        slash = sum(1 for a in r.asks if a.kind == "slash")
+        outcomes = r.outcomes()
+        rows.append(
+            [
+                str(number),
+                f"{len(r.asks):,}",
+                f"{slash:,} · {len(r.asks) - slash:,}",
+                f"**{r.exactly_once:,}**",
+                str(len(r.lost)),
+                str(len(r.duplicated)),
+                f"{outcomes['answered']:,} · {outcomes['declined']:,}",
+                f"{outcomes['cooldown']} · {outcomes['error']}",
+                str(r.late_interactions),
+                f"{r.requests:,} · {r.rate_limited:,}",
+                f"{r.resumes} · {r.identifies}",
+            ]
+        )
+    return table(head, rows)
+
+
+def speed_table(report: Report) -> list[str]:
+    head = [
+        "run",
+        "wall s",
+        "q/s",
+        "q/s connected",
+        "reconnects s (op 7 · op 9 · drop)",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "/ask p50 · p99 ms",
+        "mention p50 · p99 ms",
+        "RSS after run MB",
+        "peak (VmHWM) MB",
+        "settled RSS MB",
+    ]
+    rows = []
+    for number, run in enumerate(report.runs, 1):
+        r = run.result
+        every, slash, mention = r.latencies(), r.latencies("slash"), r.latencies("mention")
+        rows.append(
+            [
+                str(number),
+                f"{r.wall_seconds:.1f}",
+                f"{r.questions_per_second:.0f}",
+                f"{r.questions_per_second_connected:.0f}",
+                " · ".join(f"{d.seconds:.1f}" for d in r.disruptions),
+                ms(percentile(every, 50)),
+                ms(percentile(every, 99)),
+                ms(percentile(every, 100)),
+                f"{ms(percentile(slash, 50))} · {ms(percentile(slash, 99))}",
+                f"{ms(percentile(mention, 50))} · {ms(percentile(mention, 99))}",
+                f"{run.after.rss_mb:.1f}",
+                f"{run.after.hwm_mb:.1f}",
+                f"{run.settled.rss_mb:.1f}",
+            ]
+        )
+    return table(head, rows)
+
+
+def revision() -> str:
+    """The commit measured (read-only git), "+ local changes" when bot/ differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bot"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" + local changes in bot/" if dirty else "")
+
+
+def machine() -> dict[str, str]:
+    cpu, total = "unknown", "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            total = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "CPU": cpu,
+        "cores": f"{len(os.sched_getaffinity(0))} usable ({os.cpu_count()} online)",
+        "memory": total,
+        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "discord.py / aiohttp": f"{metadata.version('discord.py')} / {metadata.version('aiohttp')}",
+        "OS": platform.platform(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "bot at": revision(),
+    }
+
+
+SCENARIO = """\
+- {members} members in {channels} text channels of one server (added to the stand-in's guild
+  before the bot connects); the real bot as its own process (`python -m bot run`), its commands
+  registered once beforehand as `python -m bot sync --guild` does.
+- {runs} back-to-back runs against that one process, {questions:,} questions each: about
+  {mention_share:.0%} mentions (`@bot question`, MESSAGE_CREATE), the rest `/ask` (INTERACTION_CREATE).
+  The questions cycle through `evals/dev.jsonl`, `heldout.jsonl` and `heldout2.jsonl`: {answerable}
+  answerable ones and {unanswerable} off-topic ones or near misses, in a seeded order.
+- Closed loop: each member asks again as soon as its previous question is answered, so at most
+  {members} questions are in flight and the stand-in sends as fast as the answers come back.
+- Cooldown: set to 0 first, through the bot's own `/admin settings set cooldown:0` as the server's
+  moderator, so back-to-back questions get real answers, not "ask again in N s".
+- Faults: {rate_limit:.0%} of all REST calls answered 429 (`retry_after` 0.05 s, with `Via` and a
+  JSON body: a rate limit discord.py retries). Per run, after 1/4, 1/2 and 3/4 of the questions:
+  an op 7 RECONNECT (the bot RESUMEs, the stand-in replays what it missed), an op 9 non-resumable
+  invalid session (the bot IDENTIFYs again, after discord.py's 5 s wait) and a dropped TCP
+  connection (RESUME). Nothing is sent while the bot is disconnected, so every question sent was
+  delivered, and "no loss" means every question sent got an answer.
+- Exactly once: one successful interaction callback per interaction id; one successful channel
+  message whose `message_reference` is the mention's id per mention; nothing else answering it
+  (no follow-up, no second reply). A 429 is not an answer; the retried call that succeeds is.
+- Answer time: from just before the gateway send of the event to the arrival at the stand-in of
+  the REST call that delivered the answer (after its 429 retries), on the stand-in's clock.
+"""
+
+LEGEND_DELIVERY = """\
+*answered · declined*: answers quoting the article · honest "I couldn't find that in the article"
+(both real answers); *cooldown · error*: "ask again in N s" or the generic error reply. *late*:
+interactions answered after Discord's 3 s (the stand-in refuses those, so a late one is also
+lost). *REST calls*: every call the bot made during the run, 429s and retries included.
+"""
+
+LEGEND_SPEED = """\
+*q/s*: questions answered exactly once over the run's wall time (first send to last answer);
+*q/s connected*: the same without the time spent reconnecting (nothing is sent meanwhile; op 9
+costs discord.py's 5 s wait before it IDENTIFYs again). Memory is the bot process's: *peak* is
+`VmHWM` during the run (reset before it), *settled* `VmRSS` after {settle:g} s of quiet. Before the
+first run (started, cooldown set) its RSS was {baseline:.1f} MB.
+"""
+
+
+def findings(report: Report) -> list[str]:
+    """The "What they show" bullets, from the figures."""
+    plan, runs = report.plan, report.runs
+    total = sum(len(r.result.asks) for r in runs)
+    once = sum(r.result.exactly_once for r in runs)
+    problems = [p for r in runs for p in r.result.problems()] + report.standin_problems
+    qps = [r.result.questions_per_second for r in runs]
+    qps_connected = [r.result.questions_per_second_connected for r in runs]
+    p50 = [percentile(r.result.latencies(), 50) for r in runs]
+    slowest_ask = max(percentile(r.result.latencies("slash"), 100) for r in runs)
+    settled = ", ".join(f"{r.settled.rss_mb:.1f}" for r in runs)
+    steps = ", ".join(f"{b.settled.rss_mb - a.settled.rss_mb:+.1f}" for a, b in pairwise(runs))
+    peaks = ", ".join(f"{r.after.hwm_mb:.1f}" for r in runs)
+    if once == total and not problems:
+        delivery = (
+            f"none lost, none answered twice, through {sum(r.result.rate_limited for r in runs):,} 429s "
+            f"and {sum(len(r.result.disruptions) for r in runs)} reconnects."
+        )
+    else:
+        delivery = f"**{len(problems)} problem(s)**, listed below."
+    log = ", ".join(f"{k}: {v}" for k, v in sorted(report.log_levels.items()) if v) or "nothing logged"
+    return [
+        f"- **Exactly once: {once:,} of {total:,}** questions over {len(runs)} runs; {delivery}",
+        f"- **Deadline**: {sum(r.result.late_interactions for r in runs)} interaction(s) answered after "
+        f"3 s; the slowest `/ask` answer took {ms(slowest_ask)} ms.",
+        f"- **Throughput**: {min(qps):.0f}–{max(qps):.0f} questions/s over whole runs, "
+        f"{min(qps_connected):.0f}–{max(qps_connected):.0f} while connected, with {plan.members} in "
+        f"flight; the p50 of {ms(min(p50))}–{ms(max(p50))} ms is mostly waiting in line "
+        "(Little's law: in flight / throughput), not answering.",
+        f"- **Memory**: settled RSS per run {settled} MB (run to run: {steps} MB): "
+        f"{report.memory_growth_mb:+.1f} MB ({report.memory_growth_share:+.1%}) from the first run to "
+        f"the last, against a bar of < {MEMORY_TOLERANCE:.0%}: "
+        + ("not growing." if report.memory_ok else "**growing**.")
+        + f" Peak per run {peaks} MB. A leak would add about the same amount every run; a cache"
+        " warming up adds less each run.",
+        f"- **Bot log**: exit code {report.exit_code} after SIGTERM; {log}.",
+    ]
+
+
+def markdown(report: Report, command: str) -> str:
+    plan, runs = report.plan, report.runs
+    problems = [p for r in runs for p in r.result.problems()] + report.standin_problems
+    lines = [
+        "# Load: every question answered exactly once",
+        "",
+        "Measured by `benchmarks/bench_load.py` (its docstring and `benchmarks/load_driver.py`'s say",
+        "how); `tests/test_load.py` runs the same machinery at 200 questions in the test suite.",
+        "",
+        "## Machine",
+        "",
+        *[f"- **{k}**: {v}" for k, v in machine().items()],
+        "",
+        "Command (from the repository root):",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "## Scenario",
+        "",
+        SCENARIO.format(
+            members=plan.members,
+            channels=plan.channels,
+            runs=len(runs),
+            questions=plan.questions,
+            mention_share=plan.mention_share,
+            rate_limit=plan.rate_limit_fraction,
+            answerable=report.pool[0],
+            unanswerable=report.pool[1],
+        ),
+        "## Delivery",
+        "",
+        *delivery_table(report),
+        "",
+        LEGEND_DELIVERY,
+        "## Speed and memory",
+        "",
+        *speed_table(report),
+        "",
+        LEGEND_SPEED.format(settle=report.args.settle, baseline=report.baseline.rss_mb),
+        "## What they show",
+        "",
+        *findings(report),
+        "",
+    ]
+    if problems or report.error_lines:
+        lines += ["## Problems", ""]
+        lines += [f"- {p}" for p in problems]
+        lines += [f"- bot log: `{line}`" for line in report.error_lines]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--questions", type=int, default=2_000, help="per run")
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--channels", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="back-to-back runs against one bot process")
+    parser.add_argument("--mention-share", type=float, default=0.5)
+    parser.add_argument("--rate-limit", type=float, default=0.1, help="share of REST calls answered 429")
+    parser.add_argument("--settle", type=float, default=25.0, help="quiet seconds before settled RSS")
+    parser.add_argument("--seed", type=int, default=20240607)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "LOAD.md", help="'-' for none")
+    parser.add_argument("--log", type=Path, default=None, help="keep the bot's log here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = asyncio.run(bench(args))
+    command = "python benchmarks/bench_load.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    text = markdown(report, command.strip())
+    print(text)
+    if str(args.out) != "-":
+        args.out.write_text(text, encoding="utf-8")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
