@@ -63,6 +63,7 @@ CORPUS = ROOT / "corpus"
 EVAL_FILES = (ROOT / "evals" / "dev.jsonl", ROOT / "evals" / "heldout.jsonl")
 DEFAULT_SIZES = "1000,10000,100000"
 DEFAULT_SEED = 20240607
+BUSY_OTHERS = 0.2  # other processes using more than this share of a core make timings suspect
 PLAIN_LARGE = 50_000  # above this many passages, plain get_scores runs on fewer questions
 RESULT_PREFIX = "RESULT "
 MB = 1024 * 1024
@@ -321,6 +322,33 @@ def peak_rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KB on Linux
 
 
+class CpuWatch:
+    """How much CPU other processes used since creation, from /proc/stat minus our own CPU time."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        """(wall s, whole-machine busy CPU s, this process's CPU s), or None off Linux."""
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # all but idle and iowait
+        own = os.times()
+        return time.perf_counter(), busy, own.user + own.system
+
+    def others(self) -> float:
+        """Average cores' worth of CPU used by other processes since creation."""
+        end = self._sample()
+        if self.start is None or end is None or end[0] <= self.start[0]:
+            return math.nan
+        wall, busy, own = (e - s for e, s in zip(end, self.start, strict=True))
+        return max(0.0, (busy - own) / wall)
+
+
 def timed_ms(fn: Callable[[T], R], items: Sequence[T]) -> tuple[list[float], list[R]]:
     """Per-call wall time in milliseconds, and the results."""
     times: list[float] = []
@@ -382,6 +410,7 @@ class Result:
     plain_limited: bool = False
     max_abs_diff: float = math.nan
     diff_queries: int = 0
+    others_cpu: float = math.nan  # CPU other processes used while this corpus was timed, in cores
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -430,6 +459,7 @@ def run_worker(
 
     # Build 1: wall time and RSS (no tracemalloc: it slows allocation down).
     gc.collect()
+    watch = CpuWatch()
     result.rss_method = "VmHWM reset" if reset_peak_rss() else "VmHWM (not reset)"
     rss_before = proc_status_kb("VmRSS") or peak_rss_kb()
     hwm_before = peak_rss_kb()
@@ -480,6 +510,7 @@ def run_worker(
         full[ids] = scores
         worst = max(worst, float(np.max(np.abs(full - expected))))
     result.max_abs_diff, result.diff_queries = worst, len(plain_terms)
+    result.others_cpu = watch.others()
     del plain, tokenised, plain_scores, engine_scores, engine, answers
 
     # Build 2: tracemalloc peak, from the same cold start (stemmer cache emptied).
@@ -500,7 +531,25 @@ def run_worker(
 # --------------------------------------------------------------------------------------------------
 
 
-def machine_facts() -> dict[str, str]:
+def engine_revision() -> str:
+    """The commit the engine was measured at (read-only git), "+ local changes" when bot/engine/ differs."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bot/engine"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" + local changes in bot/engine/" if dirty else "")
+
+
+def machine_facts(revision: str) -> dict[str, str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -525,6 +574,7 @@ def machine_facts() -> dict[str, str]:
         "numpy / rank-bm25": f"{np.__version__} / {metadata.version('rank-bm25')}",
         "OS": platform.platform(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "engine at": revision,
     }
 
 
@@ -574,6 +624,7 @@ def tables(results: Sequence[Result]) -> tuple[list[str], list[list[str]], list[
         "plain/ask p99",
         "plain/score p99",
         "max abs diff",
+        "others' CPU",
     ]
     query_rows = [
         [
@@ -590,6 +641,7 @@ def tables(results: Sequence[Result]) -> tuple[list[str], list[list[str]], list[
             f"{fmt(r.speedup, 1)}×",
             f"{fmt(r.like_for_like, 1)}×",
             f"{r.max_abs_diff:.1e}",
+            fmt(r.others_cpu, 2),
         ]
         for r in results
     ]
@@ -661,6 +713,18 @@ def verdict(t: Target) -> str:
     return "not measured" if t.measured == "not run" else "reported"
 
 
+def contention(results: Sequence[Result]) -> str:
+    """A warning naming the corpora timed while other processes competed for the CPU, or ""."""
+    busy = [f"{r.label} ({r.others_cpu:.2f})" for r in results if r.others_cpu > BUSY_OTHERS]
+    if not busy:
+        return ""
+    return (
+        "Warning: other processes used more than "
+        f"{BUSY_OTHERS:g} of a core (average, in cores) while these corpora were timed: "
+        f"{', '.join(busy)}. Their times may be inflated; measure again on a quiet machine."
+    )
+
+
 def summary(results: Sequence[Result], checks: Sequence[Target]) -> str:
     """One paragraph of what the figures show, written from the figures."""
     parts: list[str] = []
@@ -717,8 +781,10 @@ def summary(results: Sequence[Result], checks: Sequence[Target]) -> str:
     return " ".join(parts)
 
 
-def render_markdown(results: Sequence[Result], command: str, queries: int, plain_cap: int, seed: int) -> str:
-    facts = machine_facts()
+def render_markdown(
+    results: Sequence[Result], command: str, queries: int, plain_cap: int, seed: int, revision: str
+) -> str:
+    facts = machine_facts(revision)
     build_head, build_rows, query_head, query_rows = tables(results)
     checks = targets(results)
     lines = [
@@ -772,7 +838,9 @@ def render_markdown(results: Sequence[Result], command: str, queries: int, plain
         f"term; \\* above {PLAIN_LARGE:,} passages only the first {plain_cap} of them (each call "
         "walks every passage). *plain/ask p99*: plain p99 over the engine's ask p99. *plain/score "
         "p99*: like for like, the main field alone on the same questions as plain. *max abs diff*: "
-        "largest |engine main-field score − get_scores| over every passage, for every plain question.",
+        "largest |engine main-field score − get_scores| over every passage, for every plain question. "
+        "*others' CPU*: cores' worth of CPU that other processes used while the corpus was built and "
+        "timed (from `/proc/stat`); near 0 means the figures were taken on a quiet machine.",
         "",
         "## Targets",
         "",
@@ -784,6 +852,7 @@ def render_markdown(results: Sequence[Result], command: str, queries: int, plain
         "",
         summary(results, checks),
         "",
+        *([contention(results), ""] if contention(results) else []),
     ]
     return "\n".join(lines)
 
@@ -861,7 +930,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     raw = list(argv) if argv is not None else sys.argv[1:]
     command = "python benchmarks/bench_engine.py" + "".join(" " + shlex.quote(a) for a in raw)
+    revision = engine_revision()
     results = list(run_all(args))
+    if engine_revision() != revision:
+        revision += " (the engine changed during the run: measure again)"
+    print(f"engine at {revision}")
     build_head, build_rows, query_head, query_rows = tables(results)
     checks = targets(results)
     print(text_table(build_head, build_rows))
@@ -877,11 +950,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{verdict(t):>12}  {t.name}: {t.measured}")
     print()
     print(summary(results, checks))
+    if contention(results):
+        print(contention(results))
     if args.out:
         out = args.out if args.out.is_absolute() else Path.cwd() / args.out
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
-            render_markdown(results, command, args.queries, args.plain_queries_large, args.seed),
+            render_markdown(results, command, args.queries, args.plain_queries_large, args.seed, revision),
             encoding="utf-8",
         )
         print(f"\nwrote {out}")
