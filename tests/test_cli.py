@@ -1,5 +1,6 @@
 """The CLI as a user runs it: a subprocess, its output and its exit codes."""
 
+import io
 import json
 import os
 import subprocess
@@ -7,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from bot.engine import Document, Engine
+from bot.engine.documents import Block
+from bot.terminal import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,3 +150,29 @@ def test_chat_answers_until_end_of_input() -> None:
 def test_console_script_and_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.startswith("articlebot ")
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_index_shows_a_progress_bar_for_a_large_corpus_on_a_terminal() -> None:
+    documents = [
+        Document(
+            id=f"d{i}",
+            title=f"Doc {i}",
+            blocks=[Block("", f"Paragraph {j} of document {i}.") for j in range(50)],
+        )
+        for i in range(60)
+    ]
+    screen = FakeTerminal()
+    progress = Progress("indexing", stream=screen)
+    Engine(documents, progress=progress)
+    progress.close()
+    frames = screen.getvalue().split("\r")
+    assert frames[-1].startswith("indexing [##############################] 3000/3000")
+    assert len(frames) > 2  # it moved
+    quiet = io.StringIO()  # piped: no bar at all
+    Engine(documents, progress=Progress("indexing", stream=quiet))
+    assert quiet.getvalue() == ""
