@@ -16,7 +16,8 @@ Per corpus:
   tracemalloc slows that build down several times; ``--no-tracemalloc`` skips it.
 - **ask**: p50 / p99 of ``engine.ask(question, k=3)`` over a fixed, seeded mix of questions: the
   eval questions (``evals/dev.jsonl``, ``evals/heldout.jsonl``) and, for generated corpora, as many
-  questions built from words of random passages, so most of them match something.
+  questions built from words of random passages, so most of them match something; ``--passes``
+  timed passes over the mix (default 5), after a warm-up.
 - **score**: the engine's main field (``engine.index``, a ``BM25Index``) alone, on the analysed
   question: the like-for-like figure against plain rank-bm25.
 - **plain**: ``rank_bm25.BM25Okapi(passages' terms).get_scores(terms)`` with the engine's k1, b
@@ -34,7 +35,6 @@ import gc
 import json
 import math
 import os
-import platform
 import random
 import re
 import shlex
@@ -45,11 +45,11 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+import machine  # benchmarks/machine.py, beside this script
 import numpy as np
 import rank_bm25
 
@@ -349,16 +349,18 @@ class CpuWatch:
         return max(0.0, (busy - own) / wall)
 
 
-def timed_ms(fn: Callable[[T], R], items: Sequence[T]) -> tuple[list[float], list[R]]:
-    """Per-call wall time in milliseconds, and the results."""
+def timed_ms(fn: Callable[[T], R], items: Sequence[T], passes: int = 1) -> tuple[list[float], list[R]]:
+    """Wall time of every call in milliseconds (``passes`` times over ``items``); first pass's results."""
     times: list[float] = []
     results: list[R] = []
     clock = time.perf_counter_ns
-    for item in items:
-        started = clock()
-        result = fn(item)
-        times.append((clock() - started) / 1e6)
-        results.append(result)
+    for n in range(passes):
+        for item in items:
+            started = clock()
+            result = fn(item)
+            times.append((clock() - started) / 1e6)
+            if n == 0:
+                results.append(result)
     return times, results
 
 
@@ -437,6 +439,7 @@ def run_worker(
     plain_large_queries: int,
     seed: int,
     trace: bool = True,
+    passes: int = 1,
 ) -> Result:
     """Measure one corpus in this (fresh) process: "article", "N" or "N:dense" passages."""
     size, _, variant = spec.partition(":")
@@ -480,13 +483,13 @@ def run_worker(
     # Ask latency over the whole mix, after one warm-up pass over part of it.
     for q in questions[: min(50, len(questions))]:
         engine.ask(q, k=3)
-    ask_times, answers = timed_ms(lambda q: engine.ask(q, k=3), questions)
+    ask_times, answers = timed_ms(lambda q: engine.ask(q, k=3), questions, passes)
     result.ask = Latency.of(ask_times)
     result.answered_share = sum(a.answered for a in answers) / len(answers)
 
     # Scoring alone: the main field, and plain rank-bm25 over the same terms.
     term_lists = [t for t in (analyze(q) for q in questions) if t]
-    score_times, _ = timed_ms(engine.index.score, term_lists)
+    score_times, _ = timed_ms(engine.index.score, term_lists, passes)
     result.score = Latency.of(score_times)
 
     started = time.perf_counter()
@@ -494,15 +497,15 @@ def run_worker(
     params = engine.params  # rank-bm25's defaults differ (k1=1.5): use the engine's, as it does
     plain = rank_bm25.BM25Okapi(tokenised, k1=params.k1, b=params.b, epsilon=params.epsilon)
     result.plain_build_s = time.perf_counter() - started
-    plain_terms = term_lists
+    plain_terms, plain_passes = term_lists, passes
     if result.passages > PLAIN_LARGE and len(term_lists) > plain_large_queries:
         plain_terms = term_lists[:plain_large_queries]
-        result.plain_limited = True
+        result.plain_limited, plain_passes = True, 1
     log(f"{result.label}: plain BM25Okapi built in {result.plain_build_s:.1f} s; {len(plain_terms)} queries")
     plain.get_scores(plain_terms[0])  # warm-up
-    plain_times, plain_scores = timed_ms(plain.get_scores, plain_terms)
+    plain_times, plain_scores = timed_ms(plain.get_scores, plain_terms, plain_passes)
     result.plain = Latency.of(plain_times)
-    same_times, engine_scores = timed_ms(engine.index.score, plain_terms)
+    same_times, engine_scores = timed_ms(engine.index.score, plain_terms, plain_passes)
     result.score_on_plain_set = Latency.of(same_times)
     worst = 0.0
     for (ids, scores), expected in zip(engine_scores, plain_scores, strict=True):
@@ -532,50 +535,12 @@ def run_worker(
 
 
 def engine_revision() -> str:
-    """The commit the engine was measured at (read-only git), "+ local changes" when bot/engine/ differs."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "bot/engine"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" + local changes in bot/engine/" if dirty else "")
+    return machine.last_commit("bot/engine")
 
 
 def machine_facts(revision: str) -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "CPU": cpu,
-        "cores": f"{usable} usable ({os.cpu_count()} online)",
-        "memory": memory,
-        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
-        "numpy / rank-bm25": f"{np.__version__} / {metadata.version('rank-bm25')}",
-        "OS": platform.platform(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "engine at": revision,
-    }
+    versions = {"numpy / rank-bm25": f"{np.__version__} / {metadata.version('rank-bm25')}"}
+    return machine.facts(versions, ("engine (last commit to bot/engine/)", revision))
 
 
 def fmt(value: float, digits: int = 2) -> str:
@@ -782,7 +747,13 @@ def summary(results: Sequence[Result], checks: Sequence[Target]) -> str:
 
 
 def render_markdown(
-    results: Sequence[Result], command: str, queries: int, plain_cap: int, seed: int, revision: str
+    results: Sequence[Result],
+    command: str,
+    queries: int,
+    plain_cap: int,
+    seed: int,
+    revision: str,
+    passes: int,
 ) -> str:
     facts = machine_facts(revision)
     build_head, build_rows, query_head, query_rows = tables(results)
@@ -829,13 +800,14 @@ def render_markdown(
         "",
         markdown_table(query_head, query_rows),
         "",
-        f"*ask*: `engine.ask(question, k=3)` over a seeded mix of {queries} questions (eval "
+        f"*ask*: `engine.ask(question, k=3)`, {passes} timed passes over a seeded mix of {queries} "
+        "questions (eval "
         "questions; on generated corpora half are questions made of a random passage's words), "
         "after a warm-up pass; *answered*: the share it answered rather than declined. *score*: the "
         "engine's main field alone (`engine.index.score(terms)`). *plain*: "
         "`rank_bm25.BM25Okapi(...).get_scores(terms)` (the engine's k1, b and epsilon) on the same "
         "passages, tokenised with `bot.engine.analyzer.analyze`, over the questions with at least one "
-        f"term; \\* above {PLAIN_LARGE:,} passages only the first {plain_cap} of them (each call "
+        f"term; \\* above {PLAIN_LARGE:,} passages only the first {plain_cap} of them, one pass (each call "
         "walks every passage). *plain/ask p99*: plain p99 over the engine's ask p99. *plain/score "
         "p99*: like for like, the main field alone on the same questions as plain. *max abs diff*: "
         "largest |engine main-field score − get_scores| over every passage, for every plain question. "
@@ -880,6 +852,8 @@ def run_all(args: argparse.Namespace) -> Iterator[Result]:
             spec,
             "--queries",
             str(args.queries),
+            "--passes",
+            str(args.passes),
             "--plain-queries-large",
             str(args.plain_queries_large),
             "--seed",
@@ -897,6 +871,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES), help="passages")
     parser.add_argument("--queries", type=int, default=400, help="questions in the mix (default 400)")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=5,
+        help="timed passes over the mix (default 5; plain get_scores: one pass above "
+        f"{PLAIN_LARGE:,} passages)",
+    )
     parser.add_argument(
         "--plain-queries-large",
         type=int,
@@ -924,6 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.plain_queries_large,
             args.seed,
             trace=not args.no_tracemalloc,
+            passes=args.passes,
         )
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
         return 0
@@ -956,7 +938,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out if args.out.is_absolute() else Path.cwd() / args.out
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
-            render_markdown(results, command, args.queries, args.plain_queries_large, args.seed, revision),
+            render_markdown(
+                results, command, args.queries, args.plain_queries_large, args.seed, revision, args.passes
+            ),
             encoding="utf-8",
         )
         print(f"\nwrote {out}")

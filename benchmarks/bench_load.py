@@ -31,16 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from itertools import pairwise
 from pathlib import Path
@@ -51,6 +47,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # standin and bot_process live 
 from bot_process import FAKE_TOKEN, BotProcess  # noqa: E402
 from standin import DiscordStandin, point_discord_at  # noqa: E402
 
+from benchmarks import machine  # noqa: E402
 from benchmarks.load_driver import (  # noqa: E402
     LoadPlan,
     RunResult,
@@ -312,43 +309,9 @@ def speed_table(report: Report) -> list[str]:
     return table(head, rows)
 
 
-def revision() -> str:
-    """The commit measured (read-only git), "+ local changes" when bot/ differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "bot"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" + local changes in bot/" if dirty else "")
-
-
-def machine() -> dict[str, str]:
-    cpu, total = "unknown", "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            total = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    return {
-        "CPU": cpu,
-        "cores": f"{len(os.sched_getaffinity(0))} usable ({os.cpu_count()} online)",
-        "memory": total,
-        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
-        "discord.py / aiohttp": f"{metadata.version('discord.py')} / {metadata.version('aiohttp')}",
-        "OS": platform.platform(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "bot at": revision(),
-    }
+def machine_facts() -> dict[str, str]:
+    versions = {"discord.py / aiohttp": f"{metadata.version('discord.py')} / {metadata.version('aiohttp')}"}
+    return machine.facts(versions, ("bot (last commit to bot/)", machine.last_commit("bot")))
 
 
 SCENARIO = """\
@@ -442,7 +405,7 @@ def markdown(report: Report, command: str) -> str:
         "",
         "## Machine",
         "",
-        *[f"- **{k}**: {v}" for k, v in machine().items()],
+        *[f"- **{k}**: {v}" for k, v in machine_facts().items()],
         "",
         "Command (from the repository root):",
         "",
