@@ -14,6 +14,7 @@ from pathlib import Path
 import rank_bm25
 
 from bot.engine import BM25Params, Engine
+from bot.engine.analyzer import analyze
 from bot.engine.answers import expected_answer
 from bot.engine.evaluate import contains_evidence, load_questions
 from bot.engine.ranking import RankingWeights
@@ -47,7 +48,7 @@ def figures(engine: Engine, rank: Ranker, path: Path) -> str:
 def engine_ranker(engine: Engine, use_type: bool = True) -> Ranker:
     def rank(question: str) -> list[int]:
         expects = expected_answer(question.lower()) if use_type else None
-        return [i for i, _ in engine.ranker.top(question, 5, expects)]
+        return [i for i, _ in engine.ranker.top(analyze(question), 5, expects)]
 
     return rank
 

@@ -130,7 +130,12 @@ def analyze(text: str) -> list[str]:
 
 
 def analyze_pairs(text: str) -> list[tuple[str, str]]:
-    """(term, prefix) for each indexable word: ``analyze`` and ``analyze_prefixes`` in one pass."""
+    """(term, prefix) for each indexable word: its index term and its five-letter prefix.
+
+    Snowball keeps "compete" and "competition", "respond" and "response" apart; their prefixes
+    meet. The decision in ``answers.py`` counts a prefix match as weaker evidence that a word is
+    there; prefixes are not a ranking field (docs/ENGINE.md says why).
+    """
     pairs = []
     for word in _words(normalize(text)):
         term = term_of(word)
@@ -163,21 +168,6 @@ def surface_terms(text: str) -> list[tuple[int, int, str]]:
 
 
 PREFIX_LENGTH = 5
-
-
-def analyze_prefixes(text: str, length: int = PREFIX_LENGTH) -> list[str]:
-    """Coarser terms: each content word cut to its first ``length`` letters.
-
-    Snowball keeps "compete" and "competition", "respond" and "response" apart; their prefixes meet.
-    Used as a second, lighter field beside ``analyze``, never alone, so the false matches that
-    truncation brings ("conservative", "consequence") only nudge the ranking.
-    """
-    prefixes = []
-    for word in _words(normalize(text)):
-        term = term_of(word)
-        if term:
-            prefixes.append(prefix_of(word, term, length))
-    return prefixes
 
 
 def prefix_of(word: str, term: str, length: int = PREFIX_LENGTH) -> str:

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analyzer import _TOKEN, _words, analyze, analyze_prefixes, normalize, prefix_of, term_of
+from .analyzer import _TOKEN, _words, analyze_pairs, normalize, prefix_of, term_of
 from .passages import Passage, split_sentences
 
 # "when" counts only where it opens the question: mid-question it is usually a conjunction
@@ -122,6 +122,7 @@ class QuestionView:
     """What the decision needs to know about the question, computed once."""
 
     terms: list[str]  # distinct terms, in order
+    query: list[str]  # every term, repeats kept: what BM25 scores (analyze(question))
     prefixes: dict[str, str]  # term -> its five-letter prefix, to meet variants the stemmer misses
     unknown_names: list[str]  # capitalised words / numbers no document uses, as typed
     expects: str | None  # "date", "quantity" or None
@@ -130,6 +131,7 @@ class QuestionView:
     def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
         text = normalize(question)
         terms: list[str] = []
+        query: list[str] = []
         prefixes: dict[str, str] = {}
         names: list[tuple[str, str]] = []
         for i, match in enumerate(_TOKEN.finditer(text)):
@@ -138,12 +140,13 @@ class QuestionView:
                 term = term_of(word)
                 if not term:
                     continue
+                query.append(term)
                 if term not in prefixes:
                     terms.append(term)
                     prefixes[term] = prefix_of(word, term)
                 if token[0].isdigit() or (token[0].isupper() and i > 0):
                     names.append((term, token))
-        view = cls(terms, prefixes, [], expected_answer(text.lower()))
+        view = cls(terms, query, prefixes, [], expected_answer(text.lower()))
         if decider:
             for term, token in names:
                 if not decider.known(view, term) and token not in view.unknown_names:
@@ -241,7 +244,8 @@ def best_sentence(passage: Passage, q: QuestionView, decider: Decider) -> str:
     """The sentence of ``passage`` that holds most of the question's weight (the direct answer)."""
     best, best_score = passage.text, -1.0
     for sentence in split_sentences(passage.text):
-        words = PassageWords(frozenset(analyze(sentence)), frozenset(analyze_prefixes(sentence)))
+        pairs = analyze_pairs(sentence)
+        words = PassageWords(frozenset(t for t, _ in pairs), frozenset(p for _, p in pairs))
         score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)

@@ -110,7 +110,7 @@ class Engine:
         off_topic = self.decider.off_topic_reason(view)
         if off_topic:  # no "closest passage" is worth showing for these
             return Answer(question, False, off_topic, None, [], terms)
-        ranked = self.ranker.top(question, max(1, offset + k), view.expects)
+        ranked = self.ranker.top(view.query, max(1, offset + k), view.expects)
 
         top_id = ranked[0][0]
         reason = self.decider.decline_reason(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analyzer import analyze, analyze_pairs
+from .analyzer import analyze_pairs
 from .answers import PassageWords
 from .index import BM25Index, BM25Params, FloatArray, IntArray, top_k
 from .passages import Passage, split_sentences
@@ -74,10 +74,9 @@ class Ranker:
         self.has_date = np.asarray(has_date, dtype=bool)
         self.has_quantity = np.asarray(has_quantity, dtype=bool)
 
-    def score(self, question: str, expects: str | None = None) -> tuple[IntArray, FloatArray]:
-        """(passage ids, combined scores) for every passage that matches the question at all."""
+    def score(self, terms: Sequence[str], expects: str | None = None) -> tuple[IntArray, FloatArray]:
+        """(passage ids, combined scores) for every passage holding one of the question's ``terms``."""
         w = self.weights
-        terms = analyze(question)
         main_ids, main_scores = self.passages.score(terms)
         sent_ids, sent_scores = self.sentences.score(terms)
         # Best sentence per passage: sort by score, keep the first (highest) per owner.
@@ -94,5 +93,5 @@ class Ranker:
             scores += w.type_boost * scores.max() * wanted[main_ids]
         return main_ids, scores
 
-    def top(self, question: str, k: int, expects: str | None = None) -> list[tuple[int, float]]:
-        return top_k(*self.score(question, expects), k)
+    def top(self, terms: Sequence[str], k: int, expects: str | None = None) -> list[tuple[int, float]]:
+        return top_k(*self.score(terms, expects), k)
