@@ -24,6 +24,14 @@ from typing import Any, Literal
 Visibility = Literal["public", "private"]
 
 
+class StorageError(Exception):
+    """The database cannot do what was asked: unreadable, corrupt, read-only, full, locked, too new.
+
+    ``str(error)`` is one line a moderator or an operator can act on (what failed, what to do);
+    it never holds a traceback. Backends raise it instead of their driver's own exceptions.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class GuildSettings:
     """Per-server settings, with the defaults a new server gets."""
