@@ -1,4 +1,4 @@
-"""The Discord client: intents, mentions policy, cogs, and the one error handler."""
+"""The Discord client: intents, mentions policy, cogs, the admission gate and the one error function."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from . import __version__
-from .checks import Cooldowns, Refusal
+from .checks import ADMITTED, Action, Cooldowns, OnCooldown, Refusal, admit, command_action
 from .library import Library
 from .settings import Settings
-from .storage import Storage
+from .storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +37,8 @@ WS_NORMAL_CLOSURE = (1000).to_bytes(2, "big")  # a CLOSE frame's payload: the cl
 RATE_LIMIT_RETRIES = 3
 RATE_LIMIT_BACKOFF = 0.25  # seconds, times the try's number
 GENERIC_ERROR = "Something went wrong on my side; the moderators can find the details in the bot's log."
+NOT_HERE = "You can't use this command here."  # discord.py's own checks, e.g. /admin in a DM
+SHORT_LIVED = 20.0  # seconds before a public notice (miss, cooldown, error) deletes itself
 
 
 def intents() -> discord.Intents:
@@ -54,25 +56,18 @@ discord.VoiceClient.warn_dave = False
 
 
 class ArticleTree(app_commands.CommandTree["ArticleBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[ArticleBot], /) -> bool:
+        """Every slash command and Apps-menu command goes through the admission gate first."""
+        if interaction.type is not discord.InteractionType.application_command:
+            return True  # autocomplete answers nothing (and the bot defines none)
+        name = interaction.command.qualified_name if interaction.command else "?"
+        return await admit_interaction(interaction, command_action(interaction), f"command /{name}")
+
     async def on_error(
         self, interaction: discord.Interaction[ArticleBot], error: app_commands.AppCommandError, /
     ) -> None:
-        """The one place errors become replies: short and private for the member, full in the log."""
-        if isinstance(error, Refusal):
-            message = str(error)
-        elif isinstance(error, app_commands.CheckFailure):
-            message = "You can't use this command here."
-        else:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "command /%s failed in guild %s channel %s",
-                command,
-                interaction.guild_id,
-                interaction.channel_id,
-                exc_info=error.original if isinstance(error, app_commands.CommandInvokeError) else error,
-            )
-            message = GENERIC_ERROR
-        await send_private(interaction, message)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        await report_error(interaction, error, f"command /{command}")
 
 
 class ArticleBot(commands.Bot):
@@ -177,3 +172,90 @@ async def send_private(interaction: discord.Interaction[Any], content: str) -> N
         await respond(interaction, ephemeral=True, content=content)
     except discord.HTTPException:
         log.warning("could not tell user %s about an error (interaction expired?)", interaction.user.id)
+
+
+async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
+    """A reply that pings no one, sent again if discord.py gave up on a 429 (nothing was created)."""
+    none = discord.AllowedMentions.none()
+
+    async def send() -> discord.Message:
+        if delete_after is None:  # discord.py's overloads take no None here
+            return await message.reply(text, mention_author=False, allowed_mentions=none)
+        return await message.reply(
+            text, mention_author=False, allowed_mentions=none, delete_after=delete_after
+        )
+
+    await outlast_rate_limits(send)
+
+
+async def admit_interaction(interaction: discord.Interaction[Any], action: Action, what: str) -> bool:
+    """The gate for an interaction (command, Apps menu, button): ``bot.checks.admit``.
+
+    True to go on, with the settings it read in ``interaction.extras``; otherwise the refusal (or
+    the failure to decide) has been reported privately and nothing else runs.
+    """
+    assert isinstance(interaction.client, ArticleBot)
+    try:
+        settings = await admit(
+            interaction.client,
+            action,
+            interaction.guild_id,
+            interaction.channel_id or 0,  # no channel: no allowed channel matches, fail closed
+            interaction.user.id,
+        )
+    except Exception as error:  # raised out of a check, discord.py would drop it without a reply
+        await report_error(interaction, error, what)
+        return False
+    interaction.extras[ADMITTED] = settings
+    return True
+
+
+async def report_error(
+    target: discord.Interaction[Any] | discord.Message, error: BaseException, what: str
+) -> None:
+    """The one place any exception from any path (command, button, mention) becomes a reply.
+
+    - a Refusal: its sentence; a discord.py check (e.g. guild only): a short "not here";
+    - a StorageError: its one line (what failed, what to do), logged as an error;
+    - anything else: the generic line, logged with its traceback.
+
+    Interactions are told privately. A mention has no private channel: only a cooldown is said
+    (everyone else's refusals stay silent: a blocked member is not called out in front of the
+    channel, and a closed channel or mentions turned off mean the bot keeps quiet there), and a
+    failure gets the generic line, since a storage line is for moderators and operators, who see it
+    privately and in the log. Public notices delete themselves after ``SHORT_LIVED`` seconds.
+    ``what`` names the path in the log ("command /ask", "button More", "mention").
+    """
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    is_mention = isinstance(target, discord.Message)
+    guild_id: int | None
+    channel_id: int | None
+    if isinstance(target, discord.Message):
+        guild_id, channel_id = (target.guild.id if target.guild else None), target.channel.id
+    else:
+        guild_id, channel_id = target.guild_id, target.channel_id
+    where = f"{what} failed in guild {guild_id} channel {channel_id}"
+    if isinstance(error, Refusal):
+        text = str(error)
+    elif isinstance(error, app_commands.CheckFailure):
+        text = NOT_HERE
+    elif isinstance(error, StorageError):
+        log.error("%s: %s", where, error)  # already the one line to act on; no traceback
+        text = str(error)
+    elif is_mention and isinstance(error, discord.Forbidden):
+        log.info("%s: no permission to reply there", where)
+        return  # replying would be refused the same way
+    else:
+        log.error("%s: %s", where, error, exc_info=error)
+        text = GENERIC_ERROR
+    if isinstance(target, discord.Interaction):
+        await send_private(target, text)
+    elif isinstance(error, Refusal) and not isinstance(error, OnCooldown):
+        pass  # said in public, it would call a member out or break the bot's silence there
+    else:
+        public = text if isinstance(error, Refusal) else GENERIC_ERROR
+        try:
+            await reply_to(target, public, delete_after=SHORT_LIVED)
+        except discord.HTTPException:
+            log.warning("could not tell user %s why their mention got no answer", target.author.id)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,8 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from .. import replies
-from ..checks import Blocked, ChannelClosed, OnCooldown
-from ..client import GENERIC_ERROR, outlast_rate_limits, respond, send_private
+from ..checks import NO_GUILD, Action, admit, admitted_settings
+from ..client import SHORT_LIVED, admit_interaction, reply_to, report_error, respond
 from ..engine import Answer, Engine
 from ..storage import GuildSettings
 
@@ -29,8 +27,6 @@ USAGE = (
     "Ask me about the article: mention me with a question, "
     "e.g. “@{name} who called Musk a rocket man?”, or use `/ask`."
 )
-NO_GUILD = 0  # questions asked in DMs are logged under server 0
-SHORT_LIVED = 20.0  # seconds before a mention-path notice (miss, cooldown) deletes itself
 
 
 class MoreButton(
@@ -54,9 +50,14 @@ class MoreButton(
     ) -> MoreButton:
         return cls(int(match["qid"]), int(match["offset"]))
 
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit_interaction(interaction, Action.MORE, "button More")
+
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        async with reporting_errors(interaction, "More"):
+        try:
             await ask_cog(interaction).more(interaction, self.question_id, self.offset)
+        except Exception as error:
+            await report_error(interaction, error, "button More")
 
 
 class VoteButton(
@@ -80,23 +81,16 @@ class VoteButton(
     ) -> VoteButton:
         return cls(match["vote"], match["pid"])
 
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit_interaction(interaction, Action.VOTE, "button vote")
+
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        async with reporting_errors(interaction, "vote"):
+        try:
             await ask_cog(interaction).record_vote(
                 interaction, self.passage_id, 1 if self.vote == "up" else -1
             )
-
-
-@contextlib.asynccontextmanager
-async def reporting_errors(interaction: discord.Interaction[Any], what: str) -> AsyncIterator[None]:
-    """Buttons are not commands, so the tree's error handler never sees them: the same policy here."""
-    try:
-        yield
-    except Exception:
-        log.exception(
-            "button %s failed in guild %s channel %s", what, interaction.guild_id, interaction.channel_id
-        )
-        await send_private(interaction, GENERIC_ERROR)
+        except Exception as error:
+            await report_error(interaction, error, "button vote")
 
 
 def ask_cog(interaction: discord.Interaction[Any]) -> Ask:
@@ -162,25 +156,6 @@ class Ask(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
         self.bot.remove_dynamic_items(MoreButton, VoteButton)
 
-    # -- the rules every path goes through ------------------------------------------------------
-    async def admit(self, guild_id: int | None, channel_id: int, user_id: int) -> GuildSettings:
-        """The server's settings, or a Refusal: blocked member or closed channel."""
-        if guild_id is None:
-            return GuildSettings()
-        storage = self.bot.storage
-        settings = await storage.get_settings(guild_id)
-        if await storage.is_blocked(guild_id, user_id):
-            raise Blocked()
-        rules = await storage.get_channel_rules(guild_id)
-        if not rules.permits(channel_id):
-            raise ChannelClosed(sorted(rules.allowed))
-        return settings
-
-    def spend_cooldown(self, guild_id: int | None, user_id: int, settings: GuildSettings) -> None:
-        wait = self.bot.cooldowns.retry_after(guild_id or NO_GUILD, user_id, settings.cooldown_seconds)
-        if wait:
-            raise OnCooldown(wait)
-
     async def answer(
         self, guild_id: int | None, channel_id: int, user_id: int, question: str, settings: GuildSettings
     ) -> tuple[Answer, Engine, int]:
@@ -218,8 +193,7 @@ class Ask(commands.Cog):
         self, interaction: discord.Interaction[ArticleBot], question: str, private: bool | None
     ) -> None:
         assert interaction.channel_id is not None
-        settings = await self.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
-        self.spend_cooldown(interaction.guild_id, interaction.user.id, settings)
+        settings = admitted_settings(interaction)  # the tree's gate: block, channel, cooldown
         if not self.bot.library.is_ready(interaction.guild_id):
             # A server's own documents are still being indexed (just after a start): answer
             # privately but in time, rather than publicly and too late for Discord's 3 seconds.
@@ -261,7 +235,7 @@ class Ask(commands.Cog):
         if logged is None:
             await respond(interaction, ephemeral=True, content="That question is no longer available.")
             return
-        settings = await self.bot.storage.get_settings(guild_id) if guild_id else GuildSettings()
+        settings = admitted_settings(interaction)  # the button's gate: block, channel
         engine = await self.bot.library.for_guild(guild_id)
         k = settings.passages_per_answer
         answer = engine.ask(logged.question, k=k, strictness=0.0, offset=offset)
@@ -305,54 +279,30 @@ class Ask(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.guild is None or not self.mentions_me(message):
             return
+        try:
+            await self.answer_mention(message, message.guild)
+        except Exception as error:
+            await report_error(message, error, "mention")
+
+    async def answer_mention(self, message: discord.Message, guild: discord.Guild) -> None:
         assert self.bot.user is not None
-        guild = message.guild
         ids = {self.bot.user.id} | ({guild.self_role.id} if guild.self_role else set())
         question = readable(strip_mentions(message.content, ids), guild).strip()
-        try:
-            settings = await self.admit(guild.id, message.channel.id, message.author.id)
-        except (Blocked, ChannelClosed):
-            return  # no private channel to say so in; /ask explains
-        if not settings.mention_replies:
-            return
+        action = Action.MENTION if question else Action.MENTION_USAGE
+        settings = await admit(self.bot, action, guild.id, message.channel.id, message.author.id)
         if not question:
-            usage = USAGE.format(name=self.bot.user.display_name)
-            await reply_to(message, usage)
+            await reply_to(message, USAGE.format(name=self.bot.user.display_name))
             return
-        try:
-            self.spend_cooldown(guild.id, message.author.id, settings)
-        except OnCooldown as cooldown:
-            await reply_to(message, str(cooldown), delete_after=SHORT_LIVED)
-            return
-        try:
-            answer, engine, _ = await self.answer(
-                guild.id, message.channel.id, message.author.id, question, settings
-            )
-            if not answer.answered:
-                reason = replies.escape(answer.reason or "")
-                text = f"I couldn't find that in the article. {reason} Try `/ask` for more."
-                await reply_to(message, text, delete_after=SHORT_LIVED)
-                return
-            text = replies.answer_text(answer, sources=self.bot.library.sources(engine), compact=True)
-            await reply_to(message, text)
-        except discord.Forbidden:
-            log.info("no permission to reply in channel %s of guild %s", message.channel.id, guild.id)
-        except Exception:
-            log.exception("mention in guild %s channel %s failed", guild.id, message.channel.id)
-
-
-async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
-    """A reply that pings no one, sent again if discord.py gave up on a 429 (nothing was created)."""
-    none = discord.AllowedMentions.none()
-
-    async def send() -> discord.Message:
-        if delete_after is None:  # discord.py's overloads take no None here
-            return await message.reply(text, mention_author=False, allowed_mentions=none)
-        return await message.reply(
-            text, mention_author=False, allowed_mentions=none, delete_after=delete_after
+        answer, engine, _ = await self.answer(
+            guild.id, message.channel.id, message.author.id, question, settings
         )
-
-    await outlast_rate_limits(send)
+        if not answer.answered:
+            reason = replies.escape(answer.reason or "")
+            text = f"I couldn't find that in the article. {reason} Try `/ask` for more."
+            await reply_to(message, text, delete_after=SHORT_LIVED)
+            return
+        text = replies.answer_text(answer, sources=self.bot.library.sources(engine), compact=True)
+        await reply_to(message, text)
 
 
 async def setup(bot: ArticleBot) -> None:
