@@ -61,7 +61,7 @@ from benchmarks.load_driver import (  # noqa: E402
 )
 from bot import discord_app  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.storage import SQLiteStorage  # noqa: E402
+from bot.storage import GuildSettings, SQLiteStorage  # noqa: E402
 
 MEMORY_TOLERANCE = 0.05  # settled RSS after the last run may exceed the first run's by this share
 LOG_LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+(\S+):")
@@ -171,7 +171,6 @@ async def bench(args: argparse.Namespace) -> Report:
         seed=args.seed,
     )
     questions = load_questions()
-    expected = expected_answers(questions)  # the engine's own answers: what every reply must hold
     async with DiscordStandin(seed=args.seed) as standin:
         world = populate(standin, plan.members, plan.channels)
         with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -179,6 +178,9 @@ async def bench(args: argparse.Namespace) -> Report:
             await register_commands(standin, database)
             async with BotProcess(standin, database=database) as bot:
                 await set_cooldown(standin, world, 0)
+                # The engine's own answers, with a new server's settings (cooldown aside): what
+                # every reply must hold.
+                expected = expected_answers(questions, bot.corpus, GuildSettings(cooldown_seconds=0))
                 await asyncio.sleep(1.0)  # let start-up allocations finish before the baseline
                 answerable = sum(q.answerable for q in questions)
                 pool = (answerable, len(questions) - answerable)

@@ -52,7 +52,6 @@ from bot.engine import Engine
 from bot.storage import GuildSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "corpus"
 EVAL_FILES = tuple(ROOT / "evals" / name for name in ("dev.jsonl", "heldout.jsonl", "heldout2.jsonl"))
 
 Kind = Literal["slash", "mention"]
@@ -328,11 +327,10 @@ def wrong_answer(sent: SentMessage, expected: Expected) -> str | None:
 
 
 def expected_answers(
-    questions: Iterable[Question], corpus: Path = CORPUS, settings: GuildSettings | None = None
+    questions: Iterable[Question], corpus: Path, settings: GuildSettings
 ) -> dict[str, Expected]:
-    """The real engine's answer to each question, in-process on the bot's corpus, with the server's
-    settings (passages per answer, strictness): what each reply must quote."""
-    settings = settings or GuildSettings()
+    """The real engine's answer to each question, in-process on the corpus the bot reads, with the
+    server's settings (passages per answer, strictness): what each reply must quote."""
     engine = Engine.from_path(corpus)
     expected = {}
     for question in questions:

@@ -37,11 +37,12 @@ async def test_200_questions_are_each_answered_exactly_once_through_429s_and_rec
 ) -> None:
     world = populate(standin, PLAN.members, PLAN.channels)  # before the bot connects: in GUILD_CREATE
     questions = load_questions()
-    # The real engine, in-process, on the bot's corpus with a new server's settings: what each
-    # reply must quote.
-    expected = expected_answers(questions)
-    async with run_bot():
+    async with run_bot() as bot:
         await set_cooldown(standin, world, 0)  # back-to-back questions get answers, not "wait"
+        # The real engine, in-process, on the corpus the bot reads, with the server's settings:
+        # what each reply must quote.
+        settings = await bot.storage.get_settings(int(standin.guild["id"]))
+        expected = expected_answers(questions, bot.library.corpus, settings)
         result = await run_load(standin, PLAN, world, questions)
 
     problems = result.problems()
