@@ -5,8 +5,8 @@ what comes from one rule (moderators: Manage Server or the moderator role; bot o
 ``reload``: bot owners only); what each command must do comes from one table (``CASES``): the
 row it stores and its audit entry, read back from the bot's SQLite file, or what its listing
 must show. An allowed cell passes only when that effect is there; a refused cell only when the
-reply is the refusal and the database is exactly as it was. ``test_the_matrix_covers_every_admin
-_subcommand`` walks the bot's command tree, so a new /admin subcommand cannot be left out.
+reply is the refusal and the database is exactly as it was. Another test walks the bot's command
+tree, so a new /admin subcommand cannot be left out of the table.
 """
 
 from __future__ import annotations
