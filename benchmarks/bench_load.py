@@ -16,7 +16,8 @@ load driver (``benchmarks/load_driver.py``, whose docstring explains the design)
    in flight per member, half ``/ask`` and half mentions, ``--rate-limit`` of REST calls answered
    429, and one op 7 RESUME, one op 9 non-resumable invalid session and one dropped connection.
    Then every question is checked for exactly one answer (an interaction callback per interaction
-   id, a channel reply per mention's message id).
+   id, a channel reply per mention's message id), and every answer for the passage the engine
+   itself gives for its question, in-process on the same corpus (or the honest miss).
 4. Memory from ``/proc/<pid>/status``: the peak (``VmHWM``, reset through ``/proc/<pid>/clear_refs``
    before each run) and ``VmRSS`` right after the run and after ``--settle`` quiet seconds (longer
    than the 20 s after which the bot deletes its "not in the article" mention replies, so those
@@ -51,6 +52,7 @@ from benchmarks import machine  # noqa: E402
 from benchmarks.load_driver import (  # noqa: E402
     LoadPlan,
     RunResult,
+    expected_answers,
     load_questions,
     percentile,
     populate,
@@ -59,7 +61,7 @@ from benchmarks.load_driver import (  # noqa: E402
 )
 from bot import discord_app  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.storage import SQLiteStorage  # noqa: E402
+from bot.storage import GuildSettings, SQLiteStorage  # noqa: E402
 
 MEMORY_TOLERANCE = 0.05  # settled RSS after the last run may exceed the first run's by this share
 LOG_LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+(\S+):")
@@ -97,6 +99,7 @@ class Report:
     log_levels: dict[str, int] = field(default_factory=dict)
     error_lines: list[str] = field(default_factory=list)  # the bot's ERROR / CRITICAL log lines
     standin_problems: list[str] = field(default_factory=list)
+    wrong_answers: list[str] = field(default_factory=list)  # replies not holding the engine's answer
 
     @property
     def memory_growth_mb(self) -> float:
@@ -116,7 +119,13 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.exactly_once_ok and self.memory_ok and not self.standin_problems and self.exit_code == 0
+        return (
+            self.exactly_once_ok
+            and not self.wrong_answers
+            and self.memory_ok
+            and not self.standin_problems
+            and self.exit_code == 0
+        )
 
 
 # -- /proc ----------------------------------------------------------------------------------------
@@ -169,6 +178,9 @@ async def bench(args: argparse.Namespace) -> Report:
             await register_commands(standin, database)
             async with BotProcess(standin, database=database) as bot:
                 await set_cooldown(standin, world, 0)
+                # The engine's own answers, with a new server's settings (cooldown aside): what
+                # every reply must hold.
+                expected = expected_answers(questions, bot.corpus, GuildSettings(cooldown_seconds=0))
                 await asyncio.sleep(1.0)  # let start-up allocations finish before the baseline
                 answerable = sum(q.answerable for q in questions)
                 pool = (answerable, len(questions) - answerable)
@@ -179,6 +191,7 @@ async def bench(args: argparse.Namespace) -> Report:
                     after = memory(bot.pid)
                     settled = await settle(bot.pid, args.settle)
                     report.runs.append(Run(result, after, settled))
+                    report.wrong_answers += result.wrong_answers(expected)
                     print(f"run {number + 1}: {summary(report.runs[-1])}", file=sys.stderr)
                 bot.terminate()  # SIGTERM: answers in flight finish, then a clean exit
                 report.exit_code = await bot.wait(30.0)
@@ -361,6 +374,7 @@ def findings(report: Report) -> list[str]:
     total = sum(len(r.result.asks) for r in runs)
     once = sum(r.result.exactly_once for r in runs)
     problems = [p for r in runs for p in r.result.problems()] + report.standin_problems
+    problems += [f"wrong answer: {w}" for w in report.wrong_answers]
     qps = [r.result.questions_per_second for r in runs]
     qps_connected = [r.result.questions_per_second_connected for r in runs]
     p50 = [percentile(r.result.latencies(), 50) for r in runs]
@@ -370,7 +384,8 @@ def findings(report: Report) -> list[str]:
     peaks = ", ".join(f"{r.after.hwm_mb:.1f}" for r in runs)
     if once == total and not problems:
         delivery = (
-            f"none lost, none answered twice, through {sum(r.result.rate_limited for r in runs):,} 429s "
+            f"none lost, none answered twice, none wrong (each the engine's own passage or its honest "
+            f"miss), through {sum(r.result.rate_limited for r in runs):,} 429s "
             f"and {sum(len(r.result.disruptions) for r in runs)} reconnects."
         )
     else:
@@ -397,6 +412,7 @@ def findings(report: Report) -> list[str]:
 def markdown(report: Report, command: str) -> str:
     plan, runs = report.plan, report.runs
     problems = [p for r in runs for p in r.result.problems()] + report.standin_problems
+    problems += [f"wrong answer: {w}" for w in report.wrong_answers]
     lines = [
         "# Load: every question answered exactly once",
         "",

@@ -21,6 +21,11 @@ Design:
   while the client is disconnected, and nothing is sent behind an op 9 on a dying connection:
   every dispatched question was delivered (events sent before a RESUME are replayed by the
   stand-in), and "no loss" means every dispatched question got an answer.
+- **The right answer, not just an answer.** :func:`expected_answers` asks the real engine,
+  in-process, on the same corpus with the server's settings; :meth:`RunResult.wrong_answers`
+  then checks that each reply quotes that engine's top passage (its place, and its text where the
+  reply shows it) and its answer sentence, or, when the engine declines, that the reply is the
+  honest miss with the engine's reason.
 - **Answer time** is the stand-in's own clock: from just before the event's gateway send to the
   arrival of the REST call that delivered the answer (the successful one, after any 429 retries).
 """
@@ -31,9 +36,10 @@ import asyncio
 import json
 import math
 import random
+import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -42,6 +48,8 @@ from standin import CHANNEL_MESSAGE, DiscordStandin, Request, SentMessage, paylo
 from standin.payloads import Payload
 
 from bot.client import GENERIC_ERROR
+from bot.engine import Engine
+from bot.storage import GuildSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_FILES = tuple(ROOT / "evals" / name for name in ("dev.jsonl", "heldout.jsonl", "heldout2.jsonl"))
@@ -58,6 +66,7 @@ POLL = 0.005  # how often the watcher looks at new stand-in requests
 # How the bot's replies begin, by outcome (bot/cogs/ask.py, bot/replies.py, bot/checks.py).
 MISS_PREFIX = "I couldn't find that in the article."
 COOLDOWN_MARK = "you can ask again in"
+ELLIPSIS = "…"  # how bot/replies.py marks a cut passage
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,17 @@ class LoadPlan:
 class Question:
     text: str
     answerable: bool
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the engine itself answers to one question; the bot's reply must say the same."""
+
+    answered: bool
+    reason: str | None  # why it declines, when it does
+    sentence: str | None  # the direct answer, when it answers
+    place: str | None  # the top passage's place ("The Rift Begins · passage 8 of 23"), if any
+    text: str | None  # the top passage's text, if any
 
 
 @dataclass
@@ -187,6 +207,16 @@ class RunResult:
         statuses = Counter(r.status for r in self.failed_attempts.get(ask.index, []))
         return f" (its replies were answered {dict(statuses)})" if statuses else " (no reply was sent)"
 
+    def wrong_answers(self, expected: Mapping[str, Expected]) -> list[str]:
+        """Every reply that does not hold what the engine answers to its question (see
+        :func:`wrong_answer`); empty when each one quotes the right passage or the honest miss."""
+        found = []
+        for ask in self.dispatched:
+            for sent in self.answers.get(ask.index, []):
+                if problem := wrong_answer(sent, expected[ask.question.text]):
+                    found.append(f"{describe(ask)}: {problem}")
+        return found
+
     def problems(self) -> list[str]:
         """Everything that breaks exactly-once or Discord's rules; empty when the run was clean."""
         found = [f"lost: {describe(a)}{self._attempts(a)}" for a in self.lost]
@@ -226,6 +256,94 @@ def classify(sent: SentMessage) -> str:
     if text.startswith(MISS_PREFIX):
         return "declined"
     return "answered"
+
+
+_ESCAPED = re.compile(r"\\([^A-Za-z0-9\s])")
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
+
+
+def readable(text: str) -> str:
+    """Text as a member reads it: markdown escapes, bold markers and invisible separators gone,
+    whitespace collapsed, however the reply made the quoted text inert."""
+    text = _INVISIBLE.sub("", _ESCAPED.sub(r"\1", text)).replace("**", "")
+    return " ".join(text.split())
+
+
+def quotes(shown: str, text: str) -> bool:
+    """Whether ``shown`` is ``text`` as quoted: whole, or cut with an ellipsis after a fair start."""
+    shown, text = readable(shown), readable(text)
+    if shown.endswith(ELLIPSIS):
+        shown = shown.removesuffix(ELLIPSIS).rstrip()
+        return len(shown) >= min(40, len(text)) and text.startswith(shown)
+    return shown == text or text in shown
+
+
+def reply_text(sent: SentMessage) -> str:
+    """Everything a member reads in one reply: content, embed description and fields."""
+    parts = [sent.content or ""]
+    for embed in sent.embeds:
+        parts += [embed.get("description", "")]
+        parts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields", [])]
+    return readable("\n".join(parts))
+
+
+def wrong_answer(sent: SentMessage, expected: Expected) -> str | None:
+    """What is wrong with one reply, given what the engine answers to its question; None if right.
+
+    Answered: an embed's first field names the top passage's place and quotes its text; a message
+    (a mention's compact reply, or text where embeds are not allowed) names the place, and quotes the
+    text unless compact; either way the answer sentence is there. Declined: the honest miss, with
+    the engine's reason (and, in a private ``/ask`` miss, the closest passage's place).
+    """
+    kind, text = classify(sent), reply_text(sent)
+    if not expected.answered:
+        if kind != "declined":
+            return f"{kind}, but the engine declines ({expected.reason}): {text[:100]!r}"
+        if expected.reason and readable(expected.reason) not in text:
+            return f"declined without the engine's reason {expected.reason!r}: {text[:100]!r}"
+        if sent.interaction_id is not None and expected.place and readable(expected.place) not in text:
+            return f"a private miss without the closest passage {expected.place!r}: {text[:100]!r}"
+        return None
+    assert expected.place is not None and expected.text is not None and expected.sentence is not None
+    if kind != "answered":
+        return f"{kind}, but the engine answers from {expected.place}: {text[:100]!r}"
+    if expected.sentence and readable(expected.sentence) not in text:
+        return f"not the engine's answer sentence {expected.sentence[:60]!r}: {text[:100]!r}"
+    if sent.embeds:
+        fields = sent.embeds[0].get("fields") or []
+        if not fields:
+            return "no passage quoted"
+        name, value = fields[0]["name"], fields[0]["value"]
+        if readable(expected.place) not in readable(name):
+            return f"first passage is {readable(name)!r}, the engine's is {expected.place!r}"
+        if not quotes(value, expected.text):
+            return f"first passage quotes {readable(value)[:60]!r}, the engine's {expected.text[:60]!r}"
+        return None
+    if readable(expected.place) not in text:
+        return f"does not cite the engine's passage {expected.place!r}: {text[:100]!r}"
+    if "> " in (sent.content or "") and readable(expected.text)[:40] not in text:
+        return f"does not quote the engine's passage {expected.text[:60]!r}: {text[:100]!r}"
+    return None
+
+
+def expected_answers(
+    questions: Iterable[Question], corpus: Path, settings: GuildSettings
+) -> dict[str, Expected]:
+    """The real engine's answer to each question, in-process on the corpus the bot reads, with the
+    server's settings (passages per answer, strictness): what each reply must quote."""
+    engine = Engine.from_path(corpus)
+    expected = {}
+    for question in questions:
+        answer = engine.ask(question.text, k=settings.passages_per_answer, strictness=settings.strictness)
+        top = answer.hits[0].passage if answer.hits else None
+        expected[question.text] = Expected(
+            answered=answer.answered,
+            reason=answer.reason,
+            sentence=answer.sentence,
+            place=top.place if top else None,
+            text=top.text if top else None,
+        )
+    return expected
 
 
 # -- the world and the questions ----------------------------------------------------------------

@@ -4,9 +4,13 @@ same database, and every change it had acknowledged to the moderator is still th
 The bot runs as its own process (``python -m bot run`` through ``tests/bot_process.py``) against the
 Discord stand-in. Each burst mixes every kind of moderator change: ``settings set`` with varying
 values, ``channels allow``/``deny``/``clear``, ``modrole set``, ``block``/``unblock`` and
-``documents add`` with attachments the stand-in serves. Everything is dispatched as fast as the
-stand-in can send it, and the bot is killed either after it has acknowledged N changes or at a
-seeded random moment.
+``documents add`` with attachments the stand-in serves. The changes go out as fast as the bot
+acknowledges them, with up to ``IN_FLIGHT`` sent and not yet acknowledged, and the bot is killed
+either after it has acknowledged N changes or at a seeded random moment, and always before it has
+acknowledged ``len(burst) - IN_FLIGHT``: so no kill point lands after the burst's last commit (the
+bot commits each change before acknowledging it, and it never holds more than ``IN_FLIGHT`` it has
+not acknowledged). Without the window the bot committed all 44 changes within ~0.1 s, before three
+of the six kill points.
 
 "Acknowledged" means the stand-in recorded the bot's success reply for that interaction (the
 interaction callback, or for ``documents add`` the follow-up after the deferral). Those changes
@@ -45,6 +49,7 @@ MEMBERS_UNBLOCKED = 3  # blocked before the burst, unblocked in it
 SETTINGS_CHANGES = 10
 DOCUMENTS = 7
 BURST_DEADLINE = 20.0  # seconds: a bound on every wait in the burst
+IN_FLIGHT = 8  # burst changes sent to the bot and not yet acknowledged, at most
 
 
 # -- the world ----------------------------------------------------------------------------------
@@ -328,17 +333,6 @@ def acknowledged(standin: DiscordStandin, sent: dict[str, Change]) -> set[str]:
     }
 
 
-async def burst(
-    standin: DiscordStandin, world: World, changes: list[Change], sent: dict[str, Change]
-) -> None:
-    for change in changes:
-        event = standin.slash_interaction(
-            "admin", change.options, subcommand=change.subcommand, member=world.mod, channel=world.general
-        )
-        sent[event["id"]] = change
-        await standin.dispatch("INTERACTION_CREATE", event)
-
-
 @dataclass(frozen=True)
 class KillPoint:
     acks: int | None = None  # kill once this many burst changes are acknowledged
@@ -348,11 +342,14 @@ class KillPoint:
         return f"after-{self.acks}-acks" if self.acks is not None else f"at-{self.delay:.3f}s"
 
 
-# Four ack counts and two seeded random moments inside the burst (its 44 changes are all answered
-# within ~0.2 s here); six kill points take ~15-25 s in all.
+# Four ack counts and two seeded random moments inside the burst; a moment the burst outlasts
+# kills at LAST_KILL_ACKS instead. Six kill points take ~15-25 s in all.
+BURST_SIZE = SETTINGS_CHANGES + CHANNELS_RULED + CHANNELS_CLEARED + ROLES + MEMBERS_BLOCKED
+BURST_SIZE += MEMBERS_UNBLOCKED + DOCUMENTS
+LAST_KILL_ACKS = BURST_SIZE - IN_FLIGHT  # by then at most BURST_SIZE - 1 changes have been sent
 _moments = random.Random(SEED)
 KILL_POINTS = [
-    *(KillPoint(acks=n) for n in (1, 8, 20, 36)),
+    *(KillPoint(acks=n) for n in (1, 8, 20, LAST_KILL_ACKS)),
     *(KillPoint(delay=round(_moments.uniform(0.02, 0.15), 3)) for _ in range(2)),
 ]
 
@@ -374,22 +371,32 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path, kill_point: K
                     channel=world.general,
                 )  # fmt: skip
                 assert (reply.content or "").startswith(change.ack), reply.content
+            assert len(changes) == BURST_SIZE
             loop = asyncio.get_running_loop()
             started = loop.time()
-            sender = asyncio.create_task(burst(standin, world, changes, sent))
+            unsent = list(changes)
             while True:  # bounded by BURST_DEADLINE
                 elapsed = loop.time() - started
                 done = len(acknowledged(standin, sent))
-                if kill_point.acks is not None and done >= kill_point.acks:
+                if done >= min(kill_point.acks or LAST_KILL_ACKS, LAST_KILL_ACKS):
                     break
                 if kill_point.delay is not None and elapsed >= kill_point.delay:
                     break
                 assert elapsed < BURST_DEADLINE, f"only {done} changes acknowledged in {elapsed:.1f}s"
+                # Never more than IN_FLIGHT unacknowledged, counted from ``done``: acknowledgements
+                # arriving while these go out do not let more out before the next check.
+                while unsent and len(sent) < done + IN_FLIGHT:
+                    change = unsent.pop(0)
+                    event = standin.slash_interaction(
+                        "admin", change.options, subcommand=change.subcommand, member=world.mod,
+                        channel=world.general,
+                    )  # fmt: skip
+                    sent[event["id"]] = change
+                    await standin.dispatch("INTERACTION_CREATE", event)
                 await asyncio.sleep(0.002)  # the stand-in shares this loop: leave it time to serve
             bot.kill()
             killed_at, acked_at_kill = loop.time() - started, len(acknowledged(standin, sent))
             assert await bot.wait() == -signal.SIGKILL
-            await sender
         # Requests the bot finished sending before it died may still be in the stand-in's hands.
         await asyncio.sleep(0.2)
         acked = acknowledged(standin, sent)
@@ -408,6 +415,13 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path, kill_point: K
             shutil.copyfile(f"{database}{suffix}", f"{image}{suffix}")
         assert integrity(image) == "ok"
         crashed = await read_snapshot(image, guild_id)
+        # The kill landed inside the burst, before its last commit: some change is not in the
+        # crash image, and the bot had not acknowledged them all.
+        committed_at_kill = sum(1 for c in changes if audit_rows(c, crashed)[0])
+        assert committed_at_kill < len(changes) and acked_at_kill < len(changes), (
+            f"killed after the burst's last commit: {committed_at_kill} of {len(changes)} committed, "
+            f"{acked_at_kill} acknowledged"
+        )
 
         # The bot restarts on the same database and reports every acknowledged change itself.
         async with BotProcess(standin, database=database) as bot:
@@ -423,7 +437,10 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path, kill_point: K
         standin.assert_clean()
 
     burst_acked = [sent[i] for i in acked]
+    never_sent = [c for c in changes if c not in sent.values()]
     for snapshot in (crashed, after):
+        for change in never_sent:
+            assert not any(audit_rows(change, snapshot)), f"never sent, yet written: {change}"
         for change in before:  # acknowledged one by one; the burst may have undone their effect since
             assert all(len(r) == 1 for r in audit_rows(change, snapshot)), f"lost: {change}"
         for change in sent.values():
@@ -474,7 +491,8 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path, kill_point: K
     committed = sum(1 for c in sent.values() if audit_rows(c, after)[0])
     print(
         f"kill {kill_point}: killed {killed_at * 1000:.0f} ms into the burst with {acked_at_kill} of "
-        f"{len(sent)} changes acknowledged ({len(acked)} once the stand-in had read everything sent); "
+        f"{len(sent)} changes sent acknowledged ({len(acked)} once the stand-in had read everything "
+        f"sent) and {committed_at_kill} of {len(changes)} committed; "
         f"all {len(acked)} + {len(before)} set up before are present after the restart; {committed} "
         f"committed in all; {len(after.audit)} audit rows; the kill left a {wal_bytes}-byte WAL"
     )

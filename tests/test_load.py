@@ -1,4 +1,4 @@
-"""Under load: every question answered exactly once through 429s and gateway reconnects.
+"""Under load: every question answered exactly once, and rightly, through 429s and reconnects.
 
 A smaller run of ``benchmarks/bench_load.py`` (same machinery: ``benchmarks/load_driver.py``),
 in-process against the stand-in; the fixture's ``assert_clean`` at teardown fails the test on any
@@ -13,6 +13,7 @@ from standin import CHANNEL_MESSAGE, INTERACTION_CALLBACK, DiscordStandin, Reque
 from benchmarks.load_driver import (
     LoadPlan,
     answer_kinds,
+    expected_answers,
     load_questions,
     percentile,
     populate,
@@ -35,9 +36,14 @@ async def test_200_questions_are_each_answered_exactly_once_through_429s_and_rec
     standin: DiscordStandin, run_bot: RunBot
 ) -> None:
     world = populate(standin, PLAN.members, PLAN.channels)  # before the bot connects: in GUILD_CREATE
-    async with run_bot():
+    questions = load_questions()
+    async with run_bot() as bot:
         await set_cooldown(standin, world, 0)  # back-to-back questions get answers, not "wait"
-        result = await run_load(standin, PLAN, world, load_questions())
+        # The real engine, in-process, on the corpus the bot reads, with the server's settings:
+        # what each reply must quote.
+        settings = await bot.storage.get_settings(int(standin.guild["id"]))
+        expected = expected_answers(questions, bot.library.corpus, settings)
+        result = await run_load(standin, PLAN, world, questions)
 
     problems = result.problems()
     assert not problems, "\n".join(problems[:20])
@@ -46,10 +52,14 @@ async def test_200_questions_are_each_answered_exactly_once_through_429s_and_rec
     assert [d.kind for d in result.disruptions] == ["resume", "invalid_session", "drop"]
     assert result.resumes == 2 and result.identifies == 1
     assert result.rate_limited > 0  # the 429s were served, and retried
-    # Real answers: every one an answer or an honest "not in the article", no cooldown, no error.
+    # Real answers: each one quotes the passage the engine gives for its question, or is the
+    # honest "not in the article" where the engine declines; no cooldown, no error.
+    wrong = result.wrong_answers(expected)
+    assert not wrong, f"{len(wrong)} wrong answers:\n" + "\n".join(wrong[:20])
     outcomes = result.outcomes()
     assert outcomes["cooldown"] == outcomes["error"] == 0
     assert outcomes["answered"] > outcomes["declined"] > 0
+    assert sum(outcomes.values()) == PLAN.questions  # every reply was one of those checked
     kinds = answer_kinds(result)
     assert set(kinds) == {INTERACTION_CALLBACK, CHANNEL_MESSAGE}
     assert kinds[INTERACTION_CALLBACK] == sum(1 for a in result.asks if a.kind == "slash")
