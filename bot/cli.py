@@ -13,17 +13,14 @@ import sys
 import time
 from collections.abc import Sequence
 
-import discord
-
 from . import __version__, discord_app
 from .engine import CorpusError, Engine
 from .engine.evaluate import evaluate, load_questions
-from .settings import README_HINT, Settings, SettingsError, default_corpus, setup_logging
+from .settings import Settings, SettingsError, default_corpus, setup_logging
 from .storage import Storage, open_storage
 from .terminal import Progress, render_answer, render_report, use_colour
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
-TOKEN_REJECTED = f"Discord rejected DISCORD_TOKEN: reset it on the Bot page and update .env ({README_HINT})"
 MAX_K = 10
 
 
@@ -146,10 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_engine(str(settings.corpus), quiet=True)  # a broken corpus is a clear line, not a traceback later
     try:
         asyncio.run(discord_app.run(settings, _storage(settings)))
-    except discord.LoginFailure:
-        raise UsageError(TOKEN_REJECTED) from None
-    except discord.PrivilegedIntentsRequired:
-        raise UsageError("Discord refused an intent; articlebot needs no privileged intent") from None
+    except discord_app.DISCORD_FAILURES as exc:
+        raise UsageError(discord_app.failure_line(exc)) from None
     return EXIT_OK
 
 
@@ -159,8 +154,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     guild = args.guild if args.guild is not None else settings.dev_guild_id
     try:
         names = asyncio.run(discord_app.sync(settings, _storage(settings), guild))
-    except discord.LoginFailure:
-        raise UsageError(TOKEN_REJECTED) from None
+    except discord_app.DISCORD_FAILURES as exc:
+        raise UsageError(discord_app.failure_line(exc)) from None
     where = f"in server {guild} (available now)" if guild else "globally (may take up to an hour to appear)"
     print(f"Registered {len(names)} commands {where}: {', '.join(names)}")
     return EXIT_OK
