@@ -202,11 +202,9 @@ def test_discord_unreachable_is_one_line_and_exit_2(
 async def test_a_fatal_gateway_close_mid_run_is_one_line_and_exit_2(
     standin: DiscordStandin, tmp_path: Path, code: int, expected: str
 ) -> None:
-    async with BotProcess(standin, database=tmp_path / "bot.db") as bot:
-        await connected(bot)
+    async with BotProcess(standin, database=tmp_path / "bot.db") as bot:  # a session is up
         await standin.close_connection(code)
         exit_code = await bot.wait()
         output = bot.output()
     assert exit_code == 2, output
-    after_connected = output.split(" connected as ", 1)[1].split("\n", 1)[1]
-    assert_one_error_line(after_connected, expected)
+    assert_one_error_line(output, expected)
