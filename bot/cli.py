@@ -6,24 +6,25 @@ Exit codes, like grep: 0 answered (or done), 1 the article doesn't answer it, 2 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import discord
-
-from . import __version__, discord_app
+from . import __version__
 from .engine import CorpusError, Engine
 from .engine.evaluate import evaluate, load_questions
-from .settings import README_HINT, Settings, SettingsError, default_corpus, setup_logging
-from .storage import Storage, open_storage
+from .settings import Settings, SettingsError, default_corpus, load_env_file, setup_logging
 from .terminal import Progress, render_answer, render_report, use_colour
 
+# discord.py, aiohttp, asyncio and the storage are imported by run, sync and invite only: the
+# terminal commands start in well under half the time without them.
+if TYPE_CHECKING:
+    from .storage import Storage
+
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
-TOKEN_REJECTED = f"Discord rejected DISCORD_TOKEN: reset it on the Bot page and update .env ({README_HINT})"
 MAX_K = 10
 
 
@@ -134,6 +135,8 @@ def _settings(require_token: bool = True) -> Settings:
 
 
 def _storage(settings: Settings) -> Storage:
+    from .storage import open_storage
+
     try:
         return open_storage(settings.database)
     except ValueError as exc:
@@ -141,32 +144,40 @@ def _storage(settings: Settings) -> Storage:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import discord_app
+
     settings = _settings()
     setup_logging(settings)
     load_engine(str(settings.corpus), quiet=True)  # a broken corpus is a clear line, not a traceback later
     try:
         asyncio.run(discord_app.run(settings, _storage(settings)))
-    except discord.LoginFailure:
-        raise UsageError(TOKEN_REJECTED) from None
-    except discord.PrivilegedIntentsRequired:
-        raise UsageError("Discord refused an intent; articlebot needs no privileged intent") from None
+    except discord_app.DISCORD_FAILURES as exc:
+        raise UsageError(discord_app.failure_line(exc)) from None
     return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import discord_app
+
     settings = _settings()
     setup_logging(settings)
     guild = args.guild if args.guild is not None else settings.dev_guild_id
     try:
         names = asyncio.run(discord_app.sync(settings, _storage(settings), guild))
-    except discord.LoginFailure:
-        raise UsageError(TOKEN_REJECTED) from None
+    except discord_app.DISCORD_FAILURES as exc:
+        raise UsageError(discord_app.failure_line(exc)) from None
     where = f"in server {guild} (available now)" if guild else "globally (may take up to an hour to appear)"
     print(f"Registered {len(names)} commands {where}: {', '.join(names)}")
     return EXIT_OK
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
+    from . import discord_app
+
     client_id = args.client_id
     if client_id is None:
         token = _settings().token
@@ -185,7 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     corpus = argparse.ArgumentParser(add_help=False)
-    corpus.add_argument("--corpus", metavar="PATH", help="corpus folder or file (default: ./corpus)")
+    corpus.add_argument(
+        "--corpus",
+        metavar="PATH",
+        help="corpus folder or file (default: $ARTICLEBOT_CORPUS, else the article)",
+    )
     colour = argparse.ArgumentParser(add_help=False)
     colour.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="highlighting")
 
@@ -231,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    load_env_file()  # the one place .env is read, for every command alike
     try:
         code: int = args.func(args)
         return code

@@ -77,7 +77,7 @@ class ArticleBot(commands.Bot):
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),  # nothing the bot sends can ping
             help_command=None,
-            owner_ids=set(settings.owner_ids) or None,
+            owner_ids=set(settings.owner_ids),  # the application's owners join at login (setup_hook)
             tree_cls=ArticleTree,
         )
         self.settings = settings
@@ -88,6 +88,7 @@ class ArticleBot(commands.Bot):
         self.version = __version__
 
     async def setup_hook(self) -> None:
+        self.owner_ids = self.owners_of(self.application)
         await self.storage.open()
         await self.library.load()
         for extension in EXTENSIONS:
@@ -124,13 +125,48 @@ class ArticleBot(commands.Bot):
             await asyncio.wait(busy, timeout=deadline - loop.time())
         await self.close()
 
+    def owners_of(self, app: discord.AppInfo | None) -> set[int]:
+        """ARTICLEBOT_OWNER_IDS plus the application's owner, or its team's owner, admins and
+        developers (whom discord.py counts as owners too)."""
+        owners = set(self.settings.owner_ids)
+        if app is None:
+            log.warning("the application is unknown; bot owners are ARTICLEBOT_OWNER_IDS only")
+        elif app.team is not None:
+            if app.team.owner_id is not None:
+                owners.add(app.team.owner_id)
+            roles = (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)
+            owners.update(m.id for m in app.team.members if m.role in roles)
+        else:
+            owners.add(app.owner.id)
+        return owners
+
     async def is_owner(self, user: discord.abc.User, /) -> bool:
-        # discord.py asks Discord for the application's owner (or team) when no ids were given.
-        if self.owner_ids is not None and user.id in self.owner_ids:
-            return True
-        if self.owner_ids is not None:
-            return False
-        return await super().is_owner(user)
+        # Known since login, from the application discord.py fetched there. discord.py's own
+        # is_owner fetches it again on every call until one returns: a burst of /admin commands
+        # at start-up sent one request each and missed the interaction deadline.
+        return user.id in (self.owner_ids or ())
+
+    async def on_ready(self) -> None:
+        user = self.user
+        if user is None:  # ready means logged in: cannot happen
+            return
+        servers = len(self.guilds)
+        log.info(
+            "connected as %s (id %s) in %d server%s, shard %d of %d",
+            user,
+            user.id,
+            servers,
+            "" if servers == 1 else "s",
+            self.shard_id or 0,
+            self.shard_count or 1,
+        )
+        if not servers:
+            from .discord_app import invite_url  # discord_app imports this module
+
+            log.info(
+                "the bot is in no server yet; add it to one with %s",
+                invite_url(self.application_id or user.id),
+            )
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: mentions are answered by the ask cog's listener."""

@@ -7,16 +7,69 @@ import asyncio
 import base64
 import binascii
 import logging
+import os
 import signal
+import socket
 from urllib.parse import urlencode
 
+import aiohttp
 import discord
 
 from .client import ArticleBot
-from .settings import Settings
+from .settings import README_HINT, Settings
 from .storage import Storage
 
 log = logging.getLogger(__name__)
+
+TOKEN_REJECTED = f"Discord rejected DISCORD_TOKEN: reset it on the Bot page and update .env ({README_HINT})"
+TRY_AGAIN = "check the network connection (and any proxy or firewall), then start again"
+# Why Discord ends a session for good (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
+FATAL_CLOSE_CODES = {
+    4004: TOKEN_REJECTED,
+    4010: "Discord closed the gateway: invalid shard (code 4010)",
+    4011: "Discord closed the gateway: the bot is in too many servers to run without sharding (code 4011)",
+    4012: "Discord closed the gateway: API version no longer supported (code 4012); upgrade discord.py",
+    4013: "Discord closed the gateway: invalid intents (code 4013); upgrade articlebot",
+    4014: "Discord refused an intent (code 4014): articlebot needs no privileged intent; upgrade articlebot",
+}
+# What logging in or staying connected can end in; each becomes one line (failure_line), exit 2.
+# discord.py itself reconnects after network trouble once connected: these end the process only
+# at login (no network, DNS, refused, timeout) or when Discord closes the session for good.
+DISCORD_FAILURES = (
+    discord.LoginFailure,
+    discord.ConnectionClosed,
+    discord.PrivilegedIntentsRequired,  # close code 4014, raised apart
+    discord.GatewayNotFound,
+    discord.HTTPException,
+    aiohttp.ClientError,  # ClientConnectorError: refused, DNS; ServerTimeoutError
+    asyncio.TimeoutError,
+)
+
+
+def failure_line(error: BaseException) -> str:
+    """The one line an operator reads for ``error``: what failed and what to do. Never the token:
+    only codes, host names and the operating system's reason go in."""
+    if isinstance(error, discord.LoginFailure):
+        return TOKEN_REJECTED
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return FATAL_CLOSE_CODES[4014]
+    if isinstance(error, discord.ConnectionClosed):
+        known = FATAL_CLOSE_CODES.get(error.code or 0)
+        return known or f"Discord closed the gateway with code {error.code}: try again later"
+    if isinstance(error, discord.GatewayNotFound):
+        return "Discord did not give a gateway to connect to: try again later (discordstatus.com)"
+    if isinstance(error, discord.HTTPException):
+        said = f": {error.text[:200]}" if error.text else ""
+        return f"Discord answered HTTP {error.status}{said}; try again later (discordstatus.com)"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error
+        if isinstance(reason, socket.gaierror):
+            return f"cannot reach Discord: no address for {error.host} (DNS lookup failed); {TRY_AGAIN}"
+        why = os.strerror(reason.errno).lower() if reason.errno else type(reason).__name__
+        return f"cannot reach Discord at {error.host}:{error.port} ({why}); {TRY_AGAIN}"
+    if isinstance(error, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return f"cannot reach Discord: no answer in time; {TRY_AGAIN}"
+    return f"lost the connection to Discord ({type(error).__name__}); {TRY_AGAIN}"
 
 
 def permissions() -> discord.Permissions:

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -33,10 +34,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = True) -> Settings:
-        """Read settings; ``.env`` in the working directory fills what the environment leaves unset."""
-        if env is None:
-            load_dotenv(Path.cwd() / ".env", override=False)
-            env = os.environ
+        """Read settings from ``env`` (default: the environment, ``.env`` merged in by the CLI)."""
+        env = os.environ if env is None else env
         token = check_token(env.get("DISCORD_TOKEN", "")) if require_token else env.get("DISCORD_TOKEN", "")
         return cls(
             token=token,
@@ -50,13 +49,33 @@ class Settings:
         )
 
 
+def load_env_file() -> None:
+    """Merge ``.env`` from the working directory into the environment; real variables win.
+
+    Called once, first thing in the CLI's ``main()``, so every command sees the same settings.
+    """
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
 def default_corpus(env: Mapping[str, str] | None = None) -> Path:
-    """$ARTICLEBOT_CORPUS, else ./corpus, else the corpus beside this package (a source checkout)."""
+    """$ARTICLEBOT_CORPUS, else the article shipped with the package.
+
+    Not ``./corpus``: a folder that happens to be called ``corpus`` wherever the command runs must
+    not silently replace the article; pointing elsewhere is one setting away.
+    """
     env = os.environ if env is None else env
     if configured := env.get("ARTICLEBOT_CORPUS"):
         return Path(configured)
-    here = Path("corpus")
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "corpus"
+    return packaged_corpus()
+
+
+def packaged_corpus() -> Path:
+    """The article's folder: ``bot/corpus`` in an installed wheel (pyproject maps the repository's
+    top-level ``corpus/`` there), the repository's ``corpus/`` in a checkout or editable install."""
+    installed = resources.files("bot") / "corpus"
+    if installed.is_dir():
+        return Path(str(installed))  # wheels install unzipped: a real folder
+    return Path(__file__).resolve().parent.parent / "corpus"
 
 
 def check_token(raw: str) -> str:

@@ -115,8 +115,9 @@ class BotProcess:
             self.process.wait(timeout=10)
 
 
-def _child() -> int:
-    """Inside the child: point discord.py at the stand-in, then run the CLI as a user would."""
+def _child(argv: list[str]) -> int:
+    """Inside the child: point discord.py at the stand-in, then run the CLI (``run`` unless other
+    arguments are given) as a user would."""
     import discord
     import yarl
     from discord.gateway import DiscordWebSocket
@@ -127,8 +128,8 @@ def _child() -> int:
     Route.BASE = os.environ["STANDIN_API"]
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["STANDIN_GATEWAY"])
     discord.Asset.BASE = os.environ["STANDIN_CDN"]
-    return main(["run"])
+    return main(argv or ["run"])
 
 
 if __name__ == "__main__":
-    sys.exit(_child())
+    sys.exit(_child(sys.argv[1:]))

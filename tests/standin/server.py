@@ -11,8 +11,9 @@ Start and point a bot at it::
 
 Constructor: ``DiscordStandin(guilds=None, bot_user=None, application_id=..., token=None,
 heartbeat_interval=41250, gateway_compression=False, spec_path=None, seed=0,
-interaction_deadline=3.0, host="127.0.0.1", port=0)``; ``await start()`` / ``await stop()`` or
-``async with``. ``token=None`` accepts any ``Bot ...`` token; a string requires exactly that one.
+interaction_deadline=3.0, application_owner=None, host="127.0.0.1", port=0)``; ``await start()`` /
+``await stop()`` or ``async with``. ``token=None`` accepts any ``Bot ...`` token; a string requires
+exactly that one.
 
 The world
     Given no ``guilds``, the stand-in serves :func:`payloads.default_guild`: "Stand-in Guild" with
@@ -20,7 +21,9 @@ The world
     ``standin.guild`` / ``standin.channel`` are the first guild and its first text channel;
     ``standin.member`` is the default actor (alice); ``find_member(username)`` and
     ``find_member_by_id(id)`` find others; ``bot_member``. ``bot_user`` / ``application_id``
-    identify the bot (same ID, as for Discord apps); ``application`` is its application object.
+    identify the bot (same ID, as for Discord apps); ``application`` is its application object, owned
+    by ``application_owner`` (default: user "app-owner", in no guild; set ``application["team"]``
+    for a team-owned app).
     ``add_guild(payload)`` (before the bot connects), ``add_message(payload)`` (make a message
     known without dispatching it), ``registered_commands(guild_id=None)`` (what the bot synced).
     ``messages`` / ``channels`` / ``users`` hold what the stand-in knows, by ID.
@@ -229,6 +232,7 @@ class DiscordStandin:
         spec_path: Path | str | None = None,
         seed: int = 0,
         interaction_deadline: float | None = 3.0,
+        application_owner: Payload | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -255,8 +259,9 @@ class DiscordStandin:
         self.attachments: dict[str, tuple[bytes, str | None]] = {}
         for guild in guilds if guilds is not None else [payloads.default_guild(self.bot_user)]:
             self.add_guild(guild)
-        owner_id = self.guilds[0]["owner_id"] if self.guilds else None
-        owner = self.users.get(owner_id or "") or payloads.user("app-owner")
+        # The bot's developer, not a member of any server: a server's owner is not the bot's owner.
+        owner = application_owner or payloads.user("app-owner")
+        self.users[owner["id"]] = owner
         self.application: Payload = {
             "id": self.application_id,
             "name": self.bot_user["username"],
