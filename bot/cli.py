@@ -19,7 +19,7 @@ from . import __version__, discord_app
 from .engine import CorpusError, Engine
 from .engine.evaluate import evaluate, load_questions
 from .settings import README_HINT, Settings, SettingsError, default_corpus, setup_logging
-from .storage import Storage, open_storage
+from .storage import Storage, StorageError, open_storage
 from .terminal import Progress, render_answer, render_report, use_colour
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -150,6 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(TOKEN_REJECTED) from None
     except discord.PrivilegedIntentsRequired:
         raise UsageError("Discord refused an intent; articlebot needs no privileged intent") from None
+    except StorageError as exc:  # raised before logging in: the bot never went online
+        raise UsageError(str(exc)) from None
     return EXIT_OK
 
 
@@ -161,6 +163,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         names = asyncio.run(discord_app.sync(settings, _storage(settings), guild))
     except discord.LoginFailure:
         raise UsageError(TOKEN_REJECTED) from None
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
     where = f"in server {guild} (available now)" if guild else "globally (may take up to an hour to appear)"
     print(f"Registered {len(names)} commands {where}: {', '.join(names)}")
     return EXIT_OK
