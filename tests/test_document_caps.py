@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import RunBot, invoke
+from standin import DiscordStandin
+from test_storage_bot import bot_on
 
 from bot.storage import DocumentLimits, DocumentUsage, SQLiteStorage
 
@@ -83,3 +86,48 @@ async def test_concurrent_adds_cannot_exceed_the_cap(db_path: Path) -> None:
         assert len(await store.list_documents(G)) == 5
     finally:
         await store.close()
+
+
+# -- through the real bot ---------------------------------------------------------------------------
+async def test_status_shows_the_servers_use_of_its_caps(standin: DiscordStandin, run_bot: RunBot) -> None:
+    mod = standin.find_member("mod")
+    upload = standin.add_attachment("notes.txt", b"Notes\n" + b"The bot was set up in 2026. " * 9000)
+    async with run_bot():
+        before = await invoke(standin, "admin", subcommand="status", member=mod)
+        await invoke(standin, "admin", {"file": upload}, subcommand="documents add", member=mod)
+        after = await invoke(standin, "admin", subcommand="status", member=mod)
+    assert "This server's documents: 0 of 20, 0 of 5 MB" in before.content
+    assert "This server's documents: 1 of 20, 0.25 of 5 MB" in after.content
+
+
+async def test_documents_add_refuses_past_the_caps_and_says_which(
+    standin: DiscordStandin, database: Path
+) -> None:
+    mod = standin.find_member("mod")
+    limits = DocumentLimits(max_documents=2, max_total_bytes=20_000, max_document_bytes=1_000_000)
+
+    async def add(name: str, size: int) -> str:
+        text = b"Title\n" + (f"The {name} document says hello. ".encode() * size)[:size]
+        upload = standin.add_attachment(name, text, "text/plain")
+        sent = await invoke(standin, "admin", {"file": upload}, subcommand="documents add", member=mod)
+        return sent.content
+
+    async with bot_on(standin, SQLiteStorage(database, document_limits=limits), database):
+        first = await add("a.txt", 9_000)
+        second = await add("b.txt", 5_000)
+        third = await add("c.txt", 100)
+        too_big = await add("b.txt", 12_000)  # replacing b: 9 kB of a + 12 kB > 20 kB
+        replaced = await add("b.txt", 10_000)  # 9 kB + 10 kB fits: b's old size is not counted
+        status = await invoke(standin, "admin", subcommand="status", member=mod)
+        listed = await invoke(standin, "admin", subcommand="documents list", member=mod)
+    assert first.startswith("Added `a.txt`") and second.startswith("Added `b.txt`")
+    assert third == (
+        "Not added: this server already has 2 of 2 documents; remove one first (`/admin documents remove`)."
+    )
+    assert too_big == (
+        "Not added: `b.txt` is 0.012 MB and this server's other documents already use 0.009 of 0.02 MB; "
+        "remove one first or add a smaller file."
+    )
+    assert replaced.startswith("Added `b.txt`")
+    assert "This server's documents: 2 of 2, 0.019 of 0.02 MB" in status.content
+    assert "`a.txt`" in listed.content and "`b.txt`" in listed.content and "c.txt" not in listed.content

@@ -18,6 +18,7 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
+    megabytes,
     validate_document_name,
     validate_settings,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "StorageError",
     "StoredDocument",
     "Visibility",
+    "megabytes",
     "open_storage",
     "validate_document_name",
     "validate_settings",
