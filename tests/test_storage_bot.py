@@ -1,4 +1,4 @@
-"""The running bot when its storage fails at run time, and what "Saved." shows.
+"""The running bot when its storage fails at run time, its default document caps, and "Saved.".
 
 The real ArticleBot against the stand-in, on a real SQLite file. A full disk is SQLite's own
 SQLITE_FULL: the bot's connection is capped at its current size (``PRAGMA max_page_count``) and
@@ -65,6 +65,25 @@ async def test_answers_do_not_depend_on_logging_the_question(
     assert any(i.startswith("ask:vote:up:") for i in ids) and not any(i.startswith("ask:more:") for i in ids)
     assert "rocket man" in mentioned.content.lower()
     assert "2 questions since the start could not be logged" in status.content
+
+
+async def test_the_21st_document_is_refused_with_the_cap_and_the_use(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    """The probe's 30 documents were all accepted; the default cap is 20."""
+    mod = standin.find_member("mod")
+    async with run_bot():
+        for i in range(20):
+            upload = standin.add_attachment(f"doc{i}.txt", f"Doc {i}\nDocument number {i}.\n".encode())
+            added = await invoke(standin, "admin", {"file": upload}, subcommand="documents add", member=mod)
+            assert added.content.startswith(f"Added `doc{i}.txt`"), added.content
+        extra = standin.add_attachment("doc20.txt", b"Doc 20\nOne too many.\n")
+        refused = await invoke(standin, "admin", {"file": extra}, subcommand="documents add", member=mod)
+        listed = await invoke(standin, "admin", subcommand="documents list", member=mod)
+    assert refused.ephemeral and refused.content == (
+        "Not added: this server already has 20 of 20 documents; remove one first (`/admin documents remove`)."
+    )
+    assert "doc19.txt" in listed.content and "doc20.txt" not in listed.content
 
 
 # -- "Saved." shows what this command committed ----------------------------------------------------

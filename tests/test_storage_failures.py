@@ -218,3 +218,39 @@ async def test_journal_size_limit_is_set(store: SQLiteStorage) -> None:
     assert store._db is not None
     row = await (await store._db.execute("PRAGMA journal_size_limit")).fetchone()
     assert row is not None and row[0] == sqlite_backend.JOURNAL_SIZE_LIMIT > 0
+
+
+async def test_a_database_locked_by_another_program_is_refused(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_database(db_path)
+    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 200)  # the real 5 s, shortened for the test
+    shell = sqlite3.connect(db_path, isolation_level=None)  # e.g. an operator's sqlite3 shell
+    try:
+        shell.execute("BEGIN IMMEDIATE")  # holds the write lock
+        message = await refusal(db_path)
+    finally:
+        shell.close()
+    assert "is locked by another program" in message
+
+
+async def test_a_folder_in_place_of_the_database_is_refused(db_path: Path) -> None:
+    db_path.mkdir(parents=True)
+    assert "is a folder" in await refusal(db_path)
+
+
+async def test_a_write_that_finds_the_database_locked_says_so(store: SQLiteStorage, db_path: Path) -> None:
+    assert store._db is not None
+    await store._db.execute("PRAGMA busy_timeout = 100")  # the real 5 s, shortened for the test
+    other = sqlite3.connect(db_path, isolation_level=None)  # another program, holding the write lock
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageError) as caught:
+            await store.update_settings(G, MOD, cooldown_seconds=30)
+    finally:
+        other.close()
+    assert str(caught.value) == (
+        "I couldn't save that: the bot's database is locked by another program. Nothing was changed; "
+        "try again in a minute."
+    )
+    assert (await store.get_settings(G)).cooldown_seconds == 10

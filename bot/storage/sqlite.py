@@ -182,8 +182,8 @@ def _disk_is_full(path: Path) -> bool:
     return free.f_bavail * free.f_frsize < NEARLY_FULL_BYTES
 
 
-def _open_problem(path: Path, error: sqlite3.Error) -> str | None:
-    """The operator's line for an error while opening ``path``, or None for a bug of ours."""
+def _open_problem(path: Path, error: sqlite3.Error) -> str:
+    """The operator's line for an error while opening ``path``: what is wrong, what to do."""
     code = _primary_code(error)
     name = getattr(error, "sqlite_errorname", "?")
     if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) and _disk_is_full(path):
@@ -208,7 +208,8 @@ def _open_problem(path: Path, error: sqlite3.Error) -> str | None:
         return f"the disk holding database {path} reported an I/O error ({name}): check the disk"
     if code in (sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
         return f"no permission to use database {path}: give the bot's user access to it"
-    return None
+    # Anything else while opening is still about this file: one line, never a traceback.
+    return f"cannot use database {path}: {error} ({name})"
 
 
 def _damaged(path: Path, detail: str) -> str:
@@ -222,15 +223,18 @@ def _run_time_problem(path: Path, error: sqlite3.Error, *, write: bool) -> str |
     """The moderator's sentence for an error in a transaction, or None for a bug of ours."""
     code = _primary_code(error)
     failed = "I couldn't save that" if write else "I couldn't read the bot's data"
-    unchanged = " Nothing was changed;" if write else ""
-    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) and (
-        code == sqlite3.SQLITE_FULL or _disk_is_full(path)
-    ):
-        return f"{failed}: the bot's disk is full.{unchanged} tell the bot's operator."
+    # A failed write was rolled back; a read changed nothing to begin with.
+    then = " Nothing was changed; {}." if write else " {}."
+
+    def sentence(reason: str, advice: str) -> str:
+        return f"{failed}: {reason}." + then.format(advice if write else advice.capitalize())
+
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
+        return sentence("the bot's disk is full", "tell the bot's operator")
     if code == sqlite3.SQLITE_READONLY:
-        return f"{failed}: the bot's database is read-only.{unchanged} tell the bot's operator."
+        return sentence("the bot's database is read-only", "tell the bot's operator")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return f"{failed}: the bot's database is locked by another program.{unchanged} try again later."
+        return sentence("the bot's database is locked by another program", "try again in a minute")
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return f"{failed}: the bot's database is damaged. Tell the bot's operator."
     if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
@@ -400,8 +404,8 @@ class SQLiteStorage(Storage):
                     with contextlib.suppress(sqlite3.Error):
                         await db.close()
                 self._unlock_instance()
-                if isinstance(error, sqlite3.Error) and (problem := _open_problem(self._path, error)):
-                    raise StorageError(problem) from None
+                if isinstance(error, sqlite3.Error):
+                    raise StorageError(_open_problem(self._path, error)) from None
                 raise
             self._db = db
 
@@ -425,6 +429,8 @@ class SQLiteStorage(Storage):
         and the kernel drops it when the process dies, even by SIGKILL: no stale lock to clean.
         """
         path = self.lock_path
+        if self._path.is_dir():
+            raise StorageError(f"database {self._path} is a folder: point it at a file (it need not exist)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
