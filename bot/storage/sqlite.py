@@ -182,8 +182,8 @@ def _disk_is_full(path: Path) -> bool:
     return free.f_bavail * free.f_frsize < NEARLY_FULL_BYTES
 
 
-def _open_problem(path: Path, error: sqlite3.Error) -> str:
-    """The operator's line for an error while opening ``path``: what is wrong, what to do."""
+def _open_problem(path: Path, error: sqlite3.Error) -> str | None:
+    """The operator's line for an error while opening ``path``, or None for a bug of ours."""
     code = _primary_code(error)
     name = getattr(error, "sqlite_errorname", "?")
     if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) and _disk_is_full(path):
@@ -208,7 +208,9 @@ def _open_problem(path: Path, error: sqlite3.Error) -> str:
         return f"the disk holding database {path} reported an I/O error ({name}): check the disk"
     if code in (sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
         return f"no permission to use database {path}: give the bot's user access to it"
-    # Anything else while opening is still about this file: one line, never a traceback.
+    if code in (sqlite3.SQLITE_ERROR, sqlite3.SQLITE_MISUSE, sqlite3.SQLITE_CONSTRAINT, None):
+        return None  # our own SQL (a broken migration): a bug, whose traceback is the useful part
+    # Anything else while opening is about this file: one line, never a traceback.
     return f"cannot use database {path}: {error} ({name})"
 
 
@@ -404,8 +406,8 @@ class SQLiteStorage(Storage):
                     with contextlib.suppress(sqlite3.Error):
                         await db.close()
                 self._unlock_instance()
-                if isinstance(error, sqlite3.Error):
-                    raise StorageError(_open_problem(self._path, error)) from None
+                if isinstance(error, sqlite3.Error) and (problem := _open_problem(self._path, error)):
+                    raise StorageError(problem) from None
                 raise
             self._db = db
 
