@@ -147,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from . import discord_app
+    from .storage import StorageError
 
     settings = _settings()
     setup_logging(settings)
@@ -155,6 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(discord_app.run(settings, _storage(settings)))
     except discord_app.DISCORD_FAILURES as exc:
         raise UsageError(discord_app.failure_line(exc)) from None
+    except StorageError as exc:  # raised before logging in: the bot never went online
+        raise UsageError(str(exc)) from None
     return EXIT_OK
 
 
@@ -162,6 +165,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     import asyncio
 
     from . import discord_app
+    from .storage import StorageError
 
     settings = _settings()
     setup_logging(settings)
@@ -170,6 +174,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         names = asyncio.run(discord_app.sync(settings, _storage(settings), guild))
     except discord_app.DISCORD_FAILURES as exc:
         raise UsageError(discord_app.failure_line(exc)) from None
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
     where = f"in server {guild} (available now)" if guild else "globally (may take up to an hour to appear)"
     print(f"Registered {len(names)} commands {where}: {', '.join(names)}")
     return EXIT_OK

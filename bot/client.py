@@ -71,7 +71,14 @@ class ArticleTree(app_commands.CommandTree["ArticleBot"]):
 
 
 class ArticleBot(commands.Bot):
-    def __init__(self, settings: Settings, storage: Storage, library: Library | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        library: Library | None = None,
+        *,
+        commands_only: bool = False,
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,  # unused: no text commands, only slash and mentions
             intents=intents(),
@@ -86,11 +93,13 @@ class ArticleBot(commands.Bot):
         self.cooldowns = Cooldowns()
         self.started_at = time.time()
         self.version = __version__
+        self.commands_only = commands_only  # `sync`: the command tree, no database, no index
 
     async def setup_hook(self) -> None:
         self.owner_ids = self.owners_of(self.application)
-        await self.storage.open()
-        await self.library.load()
+        if not self.commands_only:
+            await self.storage.open()
+            await self.library.load()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
 

@@ -101,8 +101,13 @@ def application_id_from_token(token: str) -> int | None:
 
 
 async def run(settings: Settings, storage: Storage) -> None:
-    """Run until SIGINT or SIGTERM, then close the gateway and the database cleanly."""
-    bot = ArticleBot(settings, storage)
+    """Run until SIGINT or SIGTERM, then close the gateway and the database cleanly.
+
+    The database is opened (and checked, and locked to this process) before logging in: a bot
+    that could not remember anything never goes online. ``StorageError`` says why.
+    """
+    await storage.open()
+    bot = ArticleBot(settings, storage)  # its setup_hook finds the storage open already
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,8 +125,12 @@ async def run(settings: Settings, storage: Storage) -> None:
 
 
 async def sync(settings: Settings, storage: Storage, guild_id: int | None) -> list[str]:
-    """Register the command tree with Discord (HTTP only, no gateway); returns the names."""
-    bot = ArticleBot(settings, storage)
+    """Register the command tree with Discord (HTTP only, no gateway); returns the names.
+
+    Registering needs the commands, not the database or the index: ``storage`` is never opened,
+    so ``sync`` works while the bot runs (and holds the database's lock).
+    """
+    bot = ArticleBot(settings, storage, commands_only=True)
     async with bot:
         await bot.login(settings.token)  # runs setup_hook: the cogs add their commands
         if guild_id:

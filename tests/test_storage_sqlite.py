@@ -16,6 +16,7 @@ from bot.storage import (
     GuildSettings,
     QuestionStats,
     SQLiteStorage,
+    StorageError,
     open_storage,
 )
 from bot.storage import sqlite as sqlite_backend
@@ -493,7 +494,7 @@ async def test_refuses_a_newer_schema(db_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {newer}")
 
     storage = SQLiteStorage(db_path)
-    with pytest.raises(RuntimeError, match=f"schema version {newer}"):
+    with pytest.raises(StorageError, match=f"schema version {newer}"):
         await storage.open()
     await storage.close()  # harmless after a failed open
     with pytest.raises(RuntimeError, match="not open"):

@@ -22,14 +22,15 @@ from ..checks import NotModerator, NotOwner, is_moderator
 from ..client import respond
 from ..engine import CorpusError
 from ..engine.documents import decode, parse_text
-from ..storage import validate_document_name
+from ..storage import ChannelRules, GuildSettings, StorageError, megabytes, validate_document_name
+from .ask import Ask
 
 if TYPE_CHECKING:
     from ..client import ArticleBot
 
 log = logging.getLogger(__name__)
 
-MAX_DOCUMENT_BYTES = 1_000_000
+MAX_DOCUMENT_BYTES = 1_000_000  # refused before downloading; storage's limits check it again
 LIST_LIMIT = 15
 
 
@@ -107,22 +108,31 @@ class Admin(
         own = await storage.list_documents(guild_id)
         day = await storage.question_stats(guild_id, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
         total = await storage.question_stats(guild_id)
+        usage = await storage.document_usage(guild_id)
         median = f"{total.median_ms:.1f} ms" if total.median_ms is not None else "no questions yet"
         lines = [
             "**articlebot status**",
             f"Documents: {len(engine.documents)} ({len(own)} of this server's own), "
             f"{len(engine.passages)} passages",
+            f"This server's documents: {usage.count} of {usage.limits.max_documents}, "
+            f"{megabytes(usage.total_bytes)} of {megabytes(usage.limits.max_total_bytes)} MB",
             f"Index loaded {ago(self.bot.library.loaded_at)}",
             f"Questions, last 24 h: {day.answered} answered, {day.missed} missed",
             f"Questions, all time: {total.answered} answered, {total.missed} missed",
             f"Median answer time: {median}",
             f"Up since {ago(self.bot.started_at)} · version {self.bot.version}",
         ]
+        ask = self.bot.get_cog("Ask")
+        if isinstance(ask, Ask) and ask.unlogged_questions:
+            lines.append(
+                f"⚠ {ask.unlogged_questions} questions since the start could not be logged (storage "
+                "error): they were answered, but are missing from these counts. Tell the bot's operator."
+            )
         await say(interaction, "\n".join(lines))
 
     # -- settings -------------------------------------------------------------------------------
-    async def _settings_text(self, guild_id: int) -> str:
-        s = await self.bot.storage.get_settings(guild_id)
+    @staticmethod
+    def _settings_text(s: GuildSettings) -> str:
         role = f"<@&{s.moderator_role_id}>" if s.moderator_role_id else "none (Manage Server only)"
         return "\n".join(
             [
@@ -138,7 +148,8 @@ class Admin(
 
     @settings_group.command(name="show", description="Show this server's settings")
     async def settings_show(self, interaction: discord.Interaction[ArticleBot]) -> None:
-        await say(interaction, await self._settings_text(guild_id_of(interaction)))
+        settings = await self.bot.storage.get_settings(guild_id_of(interaction))
+        await say(interaction, self._settings_text(settings))
 
     @settings_group.command(name="set", description="Change one or more settings")
     @app_commands.describe(
@@ -174,22 +185,26 @@ class Admin(
             )
             return
         try:
-            await self.bot.storage.update_settings(guild_id_of(interaction), interaction.user.id, **changes)
+            committed = await self.bot.storage.update_settings(
+                guild_id_of(interaction), interaction.user.id, **changes
+            )
         except ValueError as exc:
             await say(interaction, f"Not changed: {option_names(str(exc))}.")
             return
-        await say(interaction, "Saved.\n" + await self._settings_text(guild_id_of(interaction)))
+        # What this command wrote, not a re-read: another moderator may have changed it since.
+        await say(interaction, "Saved.\n" + self._settings_text(committed))
 
     # -- channels -------------------------------------------------------------------------------
-    async def _channels_text(self, guild_id: int) -> str:
-        rules = await self.bot.storage.get_channel_rules(guild_id)
+    @staticmethod
+    def _channels_text(rules: ChannelRules) -> str:
         allowed = ", ".join(f"<#{c}>" for c in sorted(rules.allowed)) or "every channel not denied"
         denied = ", ".join(f"<#{c}>" for c in sorted(rules.denied)) or "none"
         return f"**Answers in:** {allowed}\n**Never in:** {denied}"
 
     @channels_group.command(name="list", description="Show where the bot answers")
     async def channels_list(self, interaction: discord.Interaction[ArticleBot]) -> None:
-        await say(interaction, await self._channels_text(guild_id_of(interaction)))
+        rules = await self.bot.storage.get_channel_rules(guild_id_of(interaction))
+        await say(interaction, self._channels_text(rules))
 
     async def _channel_rule(
         self,
@@ -197,10 +212,10 @@ class Admin(
         channel: discord.abc.GuildChannel,
         rule: Literal["allow", "deny", "clear"],
     ) -> None:
-        await self.bot.storage.set_channel_rule(
+        committed = await self.bot.storage.set_channel_rule(
             guild_id_of(interaction), channel.id, rule, interaction.user.id
-        )
-        await say(interaction, "Saved.\n" + await self._channels_text(guild_id_of(interaction)))
+        )  # the rules as this command's transaction left them
+        await say(interaction, "Saved.\n" + self._channels_text(committed))
 
     @channels_group.command(
         name="allow", description="Answer in this channel (once any is allowed, only there)"
@@ -272,7 +287,14 @@ class Admin(
         except discord.HTTPException:
             await say(interaction, "Not added: I could not download the file from Discord; try again.")
             return
-        await self.bot.storage.add_document(guild_id, name, doc.title, text, interaction.user.id)
+        try:
+            await self.bot.storage.add_document(guild_id, name, doc.title, text, interaction.user.id)
+        except ValueError as exc:  # over the server's document limits: the sentence says which
+            await say(interaction, f"Not added: {exc}.")
+            return
+        except StorageError as exc:  # a full or read-only disk: the moderator learns what failed
+            await say(interaction, str(exc))
+            return
         self.bot.library.forget(guild_id)
         engine = await self.bot.library.for_guild(guild_id)  # built now, so the next question is fast
         count = sum(1 for p in engine.passages if p.document_id.startswith(f"g{guild_id}-"))

@@ -99,9 +99,10 @@ def ask_cog(interaction: discord.Interaction[Any]) -> Ask:
     return cog
 
 
-def answer_view(question_id: int, answer: Answer, k: int, offset: int) -> discord.ui.View:
+def answer_view(question_id: int | None, answer: Answer, k: int, offset: int) -> discord.ui.View:
+    """More (when there may be more, and the question was logged: the button carries its id), votes."""
     view = discord.ui.View(timeout=None)
-    if len(answer.hits) >= k:
+    if question_id is not None and len(answer.hits) >= k:
         view.add_item(MoreButton(question_id, offset + k))
     if answer.hits:
         top = answer.hits[0].passage.id
@@ -147,6 +148,7 @@ class Ask(commands.Cog):
     def __init__(self, bot: ArticleBot) -> None:
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Ask the article", callback=self.ask_message)
+        self.unlogged_questions = 0  # answered but not logged (storage failed); /admin status shows it
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
@@ -158,15 +160,27 @@ class Ask(commands.Cog):
 
     async def answer(
         self, guild_id: int | None, channel_id: int, user_id: int, question: str, settings: GuildSettings
-    ) -> tuple[Answer, Engine, int]:
+    ) -> tuple[Answer, Engine, int | None]:
+        """The answer, its engine, and the logged question's id (None when logging failed)."""
         engine = await self.bot.library.for_guild(guild_id)
         started = time.perf_counter()
         answer = engine.ask(question, k=settings.passages_per_answer, strictness=settings.strictness)
         elapsed_ms = (time.perf_counter() - started) * 1000
         top = answer.hits[0].passage.id if answer.answered and answer.hits else None
-        question_id = await self.bot.storage.log_question(
-            guild_id or NO_GUILD, channel_id, user_id, answer.question, answer.answered, top, elapsed_ms
-        )
+        question_id: int | None = None
+        try:
+            question_id = await self.bot.storage.log_question(
+                guild_id or NO_GUILD, channel_id, user_id, answer.question, answer.answered, top, elapsed_ms
+            )
+        except Exception:
+            # Best effort: the log feeds statistics and the More button, never the answer itself.
+            self.unlogged_questions += 1
+            log.warning(
+                "question in guild %s not logged (%d since start); answering anyway",
+                guild_id,
+                self.unlogged_questions,
+                exc_info=True,
+            )
         return answer, engine, question_id
 
     # -- /ask and the Apps menu -----------------------------------------------------------------

@@ -4,6 +4,11 @@ One aiosqlite connection per process, in autocommit mode so every transaction is
 ``BEGIN ... COMMIT`` we control. An ``asyncio.Lock`` around each transaction keeps coroutines from
 interleaving statements inside one another's transactions on the shared connection.
 
+``open()`` refuses a database the bot could not use, before the bot goes online: another
+articlebot holding it, a file that is not SQLite, damaged pages, a newer schema, a read-only file
+or folder, a full disk. After that, a sqlite3 error a moderator's action hits (disk full,
+read-only, I/O) becomes a :class:`StorageError` whose text says what failed and what to do.
+
 Times are stored as fixed-width UTC ISO-8601 strings, so text order is time order.
 """
 
@@ -13,6 +18,8 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
+import fcntl
 import logging
 import os
 import sqlite3
@@ -26,13 +33,18 @@ from .base import (
     AuditEntry,
     Block,
     ChannelRules,
+    DocumentLimitError,
+    DocumentLimits,
+    DocumentUsage,
     FeedbackTally,
     GuildSettings,
     LoggedQuestion,
     QuestionStats,
     Storage,
+    StorageError,
     StoredDocument,
     Visibility,
+    megabytes,
     validate_document_name,
     validate_settings,
 )
@@ -40,6 +52,12 @@ from .base import (
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# After a checkpoint SQLite truncates the WAL back to this size; without a limit one big burst
+# (a few 1 MB documents) leaves a WAL that large on disk for good.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+# Below this much free space, a failed write is explained as a full disk (on a full disk SQLite
+# often reports the shared-memory file's I/O error rather than SQLITE_FULL).
+NEARLY_FULL_BYTES = 1_000_000
 
 # Schema migrations: step N (1-based) upgrades a database at ``user_version`` N-1 to N. Steps are
 # append-only: never edit a released step, add a new one. Each step runs in its own transaction.
@@ -140,8 +158,91 @@ def _show(value: object) -> str:
     return str(value)
 
 
+def _read_pid(fd: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pread(fd, 32, 0).decode("ascii").strip() or "x")
+    return None
+
+
 def _rule_label(rule: str) -> str:
     return "none" if rule == "clear" else rule  # "clear" means no rule for the channel
+
+
+# -- errors -------------------------------------------------------------------------------------
+def _primary_code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF  # extended codes keep the primary in the low byte
+
+
+def _disk_is_full(path: Path) -> bool:
+    try:
+        free = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return free.f_bavail * free.f_frsize < NEARLY_FULL_BYTES
+
+
+def _open_problem(path: Path, error: sqlite3.Error) -> str | None:
+    """The operator's line for an error while opening ``path``, or None for a bug of ours."""
+    code = _primary_code(error)
+    name = getattr(error, "sqlite_errorname", "?")
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR) and _disk_is_full(path):
+        return f"the disk holding database {path} is full: free some space, then start the bot again"
+    if code == sqlite3.SQLITE_READONLY:
+        return f"database {path} is read-only: give the bot's user write access to the file and its folder"
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return f"cannot open database {path}: make sure its folder exists and is writable for the bot's user"
+    if code == sqlite3.SQLITE_NOTADB:
+        return (
+            f"{path} is not an SQLite database: set ARTICLEBOT_DATABASE to the bot's database file, "
+            "or move this file aside to start with an empty one"
+        )
+    if code == sqlite3.SQLITE_CORRUPT:
+        return _damaged(path, str(error))
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"database {path} is locked by another program (an sqlite3 shell, a backup?): "
+            "close it, then start the bot again"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return f"the disk holding database {path} reported an I/O error ({name}): check the disk"
+    if code in (sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return f"no permission to use database {path}: give the bot's user access to it"
+    if code in (sqlite3.SQLITE_ERROR, sqlite3.SQLITE_MISUSE, sqlite3.SQLITE_CONSTRAINT, None):
+        return None  # our own SQL (a broken migration): a bug, whose traceback is the useful part
+    # Anything else while opening is about this file: one line, never a traceback.
+    return f"cannot use database {path}: {error} ({name})"
+
+
+def _damaged(path: Path, detail: str) -> str:
+    return (
+        f"database {path} is damaged ({detail.splitlines()[0][:120]}): restore it from a backup, "
+        "or move it aside to start with an empty one"
+    )
+
+
+def _run_time_problem(path: Path, error: sqlite3.Error, *, write: bool) -> str | None:
+    """The moderator's sentence for an error in a transaction, or None for a bug of ours."""
+    code = _primary_code(error)
+    failed = "I couldn't save that" if write else "I couldn't read the bot's data"
+    # A failed write was rolled back; a read changed nothing to begin with.
+    then = " Nothing was changed; {}." if write else " {}."
+
+    def sentence(reason: str, advice: str) -> str:
+        return f"{failed}: {reason}." + then.format(advice if write else advice.capitalize())
+
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
+        return sentence("the bot's disk is full", "tell the bot's operator")
+    if code == sqlite3.SQLITE_READONLY:
+        return sentence("the bot's database is read-only", "tell the bot's operator")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return sentence("the bot's database is locked by another program", "try again in a minute")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return f"{failed}: the bot's database is damaged. Tell the bot's operator."
+    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        # A failed fsync can leave a commit's fate unknown: no promise that nothing changed.
+        return f"{failed}: the bot's disk reported an error. Tell the bot's operator."
+    return None
 
 
 # -- row helpers ----------------------------------------------------------------------------------
@@ -195,6 +296,16 @@ async def _read_channel_rules(db: aiosqlite.Connection, guild_id: int) -> Channe
     return rules
 
 
+async def _document_usage(db: aiosqlite.Connection, guild_id: int, limits: DocumentLimits) -> DocumentUsage:
+    row = await _one(
+        db,
+        "SELECT COUNT(*) AS n, COALESCE(SUM(size_bytes), 0) AS total FROM documents WHERE guild_id = ?",
+        (guild_id,),
+    )
+    count, total = (int(row["n"]), int(row["total"])) if row else (0, 0)
+    return DocumentUsage(count=count, total_bytes=total, limits=limits)
+
+
 def _document(row: aiosqlite.Row) -> StoredDocument:
     return StoredDocument(
         guild_id=int(row["guild_id"]),
@@ -246,30 +357,57 @@ def _audit_entry(row: aiosqlite.Row) -> AuditEntry:
 class SQLiteStorage(Storage):
     """Everything the bot remembers, in one SQLite file (WAL, synchronous=FULL)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], dt.datetime] = _utcnow,
+        document_limits: DocumentLimits | None = None,
+    ) -> None:
         self._path = Path(path)
         self._clock = clock  # injectable so tests can place rows in time
+        self.document_limits = document_limits or DocumentLimits()
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._instance_lock: int | None = None  # the open lock file's descriptor while open
 
     @property
     def path(self) -> Path:
         return self._path
 
+    @property
+    def lock_path(self) -> Path:
+        return self._path.with_name(self._path.name + ".lock")
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def open(self) -> None:
+        """Connect, check and migrate; ``StorageError`` (one line: the file, what to do) if unusable.
+
+        In order: this process becomes the database's only user (the lock), SQLite reads it
+        (not random bytes), ``quick_check`` finds no damaged page, the schema is not newer than
+        this code, migrations run, and a committed write proves the file, its folder and its
+        disk take writes. All before the bot logs in, so a bad database never goes online.
+        """
         async with self._lock:
             if self._db is not None:
                 return
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: no implicit transactions; we issue BEGIN/COMMIT ourselves.
-            db = await aiosqlite.connect(self._path, isolation_level=None)
+            self._instance_lock = self._lock_instance()
+            db: aiosqlite.Connection | None = None
             try:
+                # isolation_level=None: no implicit transactions; we issue BEGIN/COMMIT ourselves.
+                db = await aiosqlite.connect(self._path, isolation_level=None)
                 db.row_factory = aiosqlite.Row
                 await self._configure(db)
+                await self._check(db)
                 await self._migrate(db)
-            except BaseException:
-                await db.close()
+                await self._probe_write(db)
+            except BaseException as error:
+                if db is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        await db.close()
+                self._unlock_instance()
+                if isinstance(error, sqlite3.Error) and (problem := _open_problem(self._path, error)):
+                    raise StorageError(problem) from None
                 raise
             self._db = db
 
@@ -277,8 +415,59 @@ class SQLiteStorage(Storage):
         # Under the lock, so closing waits for a running transaction instead of cutting it off.
         async with self._lock:
             db, self._db = self._db, None
-            if db is not None:
-                await db.close()
+            try:
+                if db is not None:
+                    await db.close()
+            finally:
+                self._unlock_instance()
+
+    def _lock_instance(self) -> int:
+        """Hold an exclusive ``flock`` on ``<db>.lock`` while open: one process per database.
+
+        A lock file of our own rather than SQLite's locks: SQLite's exclusive locking mode would
+        make a second process wait out the busy timeout and then fail like any locked database,
+        and would lock out an operator's sqlite3 shell or backup too. ``flock`` answers at once,
+        lives on a file SQLite never touches (its POSIX locks on the database are unaffected),
+        and the kernel drops it when the process dies, even by SIGKILL: no stale lock to clean.
+        """
+        path = self.lock_path
+        if self._path.is_dir():
+            raise StorageError(f"database {self._path} is a folder: point it at a file (it need not exist)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise StorageError(
+                    f"the disk holding database {self._path} is full: free some space, then start again"
+                ) from None
+            raise StorageError(
+                f"cannot create {path.name} beside database {self._path} ({error.strerror}): "
+                f"make the folder {path.parent} writable for the bot's user"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise StorageError(f"cannot lock {path} ({error.strerror}): check its filesystem") from None
+            raise StorageError(
+                f"database {self._path} is already in use by another articlebot"
+                f"{f' (pid {holder})' if holder else ''}: stop that one first, or give this one "
+                "its own ARTICLEBOT_DATABASE"
+            ) from None
+        with contextlib.suppress(OSError):  # the pid only helps the message; a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _unlock_instance(self) -> None:
+        # The lock file stays: removing it would let a third process lock a new file while a
+        # second still waits on the old one. Closing the descriptor releases the flock.
+        fd, self._instance_lock = self._instance_lock, None
+        if fd is not None:
+            os.close(fd)
 
     @staticmethod
     async def _configure(db: aiosqlite.Connection) -> None:
@@ -290,15 +479,26 @@ class SQLiteStorage(Storage):
             log.warning("SQLite WAL mode unavailable for this database; using %s", row[0] if row else "?")
         await db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss
         await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+
+    async def _check(self, db: aiosqlite.Connection) -> None:
+        # quick_check reads every page (O(size), no index cross-checks): about a second for a few
+        # hundred MB, paid once per start, against a bot that fails on every question later.
+        rows = await _all(db, "PRAGMA quick_check")
+        problems = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+        if problems:
+            raise StorageError(_damaged(self._path, problems[0]))
+        known = len(MIGRATIONS)
+        version = await _user_version(db)
+        if version > known:
+            raise StorageError(
+                f"database {self._path} has schema version {version}, but this articlebot only knows "
+                f"versions up to {known}: upgrade articlebot or use a different database file"
+            )
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         known = len(MIGRATIONS)
         version = await _user_version(db)
-        if version > known:
-            raise RuntimeError(
-                f"database {self._path} has schema version {version}, but this articlebot only knows "
-                f"versions up to {known}; upgrade articlebot or use a different database file"
-            )
         for target in range(version + 1, known + 1):
             # DDL is transactional in SQLite: a failing step leaves the previous version intact.
             async with _transaction(db, "BEGIN IMMEDIATE"):
@@ -306,6 +506,16 @@ class SQLiteStorage(Storage):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {target}")
             log.info("migrated %s to schema version %d", self._path, target)
+
+    @staticmethod
+    async def _probe_write(db: aiosqlite.Connection) -> None:
+        """Commit a real write (the header's version, rewritten unchanged): read-only or full fails here.
+
+        A rolled-back write would prove nothing: in WAL mode it never reaches the disk.
+        """
+        version = await _user_version(db)
+        async with _transaction(db, "BEGIN IMMEDIATE"):
+            await db.execute(f"PRAGMA user_version = {version}")
 
     @contextlib.asynccontextmanager
     async def _tx(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -317,8 +527,15 @@ class SQLiteStorage(Storage):
         async with self._lock:
             if self._db is None:
                 raise RuntimeError("storage is not open")
-            async with _transaction(self._db, "BEGIN IMMEDIATE" if write else "BEGIN") as db:
-                yield db
+            try:
+                async with _transaction(self._db, "BEGIN IMMEDIATE" if write else "BEGIN") as db:
+                    yield db
+            except sqlite3.Error as error:
+                problem = _run_time_problem(self._path, error, write=write)
+                if problem is None:
+                    raise  # a constraint or SQL error is a bug of ours, not the disk's
+                log.error("database %s: %s (%s)", self._path, error, getattr(error, "sqlite_errorname", "?"))
+                raise StorageError(problem) from error
 
     async def _write_audit(
         self, db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str
@@ -418,10 +635,31 @@ class SQLiteStorage(Storage):
             added_at=_utc(self._clock()),
             size_bytes=len(text.encode("utf-8")),
         )
-        async with self._tx(write=True) as db:
-            existing = await _one(
-                db, "SELECT 1 FROM documents WHERE guild_id = ? AND name = ?", (guild_id, name)
+        limits = self.document_limits
+        if doc.size_bytes > limits.max_document_bytes:
+            raise DocumentLimitError(
+                f"`{name}` is {megabytes(doc.size_bytes)} MB; the limit for one document is "
+                f"{megabytes(limits.max_document_bytes)} MB"
             )
+        async with self._tx(write=True) as db:
+            # The check is inside the write transaction (IMMEDIATE: the write lock is held), so no
+            # other add can land between counting and inserting.
+            existing = await _one(
+                db, "SELECT size_bytes FROM documents WHERE guild_id = ? AND name = ?", (guild_id, name)
+            )
+            usage = await _document_usage(db, guild_id, limits)
+            if existing is None and usage.count >= limits.max_documents:
+                raise DocumentLimitError(
+                    f"this server already has {usage.count} of {limits.max_documents} documents; "
+                    "remove one first (`/admin documents remove`)"
+                )
+            others = usage.total_bytes - (int(existing["size_bytes"]) if existing else 0)
+            if others + doc.size_bytes > limits.max_total_bytes:
+                raise DocumentLimitError(
+                    f"`{name}` is {megabytes(doc.size_bytes)} MB and this server's other documents "
+                    f"already use {megabytes(others)} of {megabytes(limits.max_total_bytes)} MB; "
+                    "remove one first or add a smaller file"
+                )
             await db.execute(
                 """INSERT INTO documents (guild_id, name, title, text, added_by, added_at, size_bytes)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -440,6 +678,10 @@ class SQLiteStorage(Storage):
         async with self._tx() as db:
             rows = await _all(db, "SELECT * FROM documents WHERE guild_id = ? ORDER BY name", (guild_id,))
         return [_document(row) for row in rows]
+
+    async def document_usage(self, guild_id: int) -> DocumentUsage:
+        async with self._tx() as db:
+            return await _document_usage(db, guild_id, self.document_limits)
 
     async def remove_document(self, guild_id: int, name: str, actor_id: int) -> bool:
         async with self._tx(write=True) as db:
