@@ -152,7 +152,10 @@ def _cut(text: str, room: int, word_floor: int, atoms: list[tuple[int, int]]) ->
         space = text.rfind(" ", 0, atom[0])
     if space > word_floor:
         end = space
-    return text[:end].rstrip()
+    end = len(text[:end].rstrip())
+    if (atom := _inside(end, atoms)) is not None:  # the strip took the space of an escaped space
+        end = atom[0]
+    return text[:end]
 
 
 def _closed(cut: str) -> str:

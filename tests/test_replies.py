@@ -120,6 +120,11 @@ def test_truncate_never_cuts_an_escape_in_half_or_leaves_bold_open() -> None:
         assert plain_text(text).startswith(plain_text(cut.removesuffix(replies.ELLIPSIS))), (limit, cut)
 
 
+def test_truncate_never_strips_the_space_of_an_escaped_space() -> None:
+    cut = replies.truncate("abcdefgh\\  " + "x" * 20, 12)  # a backslash before a space, then a space
+    assert cut == "abcdefgh…" and unbalanced_markup(cut) == []
+
+
 def test_truncate_closes_a_bold_run_it_cuts() -> None:
     text = "**Answer:** " + emboldened("the rocket man " + "word " * 30, "rocket man")
     assert replies.truncate(text, 27) == "**Answer:** the **rocket**…"
