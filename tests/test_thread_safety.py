@@ -90,19 +90,20 @@ def test_stems_from_several_threads_are_the_stems_of_one_thread(threads_switch_o
     assert cached == expected
 
 
-def server_documents(seed: int) -> list[Document]:
-    """Two server documents of made-up words around one real sentence."""
-    words = made_up_words(2000, seed)
+def server_documents(seed: int, words_each: int = 500) -> list[Document]:
+    """Two server documents of made-up words, 40 to a paragraph, each ending in a real sentence."""
+    words = made_up_words(2 * words_each, seed)
+    halves = {"a": words[:words_each], "b": words[words_each:]}
     return [
         parse_text(
             "\n".join(
-                " ".join(words[i : i + 40]) + " Paella is served on Fridays." for i in range(0, 1000, 40)
+                " ".join(half[i : i + 40]) + " Paella is served on Fridays." for i in range(0, len(half), 40)
             ),
             doc_id=f"g{seed}-{part}",
             default_title=f"notes {seed} {part}",
             markdown=False,
         )
-        for part, words in (("a", words[:1000]), ("b", words[1000:]))
+        for part, half in halves.items()
     ]
 
 
