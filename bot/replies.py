@@ -1,12 +1,14 @@
 """Shaping answers into Discord messages: one place for escaping, emphasis and Discord's limits.
 
-Every piece of text that came from a person or a document is escaped (markdown and mentions)
-before our own markup is added, and every message is cut to fit Discord's limits on a word
-boundary with an ellipsis, so Discord never rejects what the bot sends.
+Every piece of text that came from a person or a document is escaped as a whole (markdown,
+links, invites and mentions) before our own markup is added, and every message is cut to fit
+Discord's limits on a word boundary with an ellipsis, so Discord never rejects what the bot sends.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterable, Sequence
 
 import discord
@@ -27,24 +29,55 @@ COLOUR_ANSWER = discord.Colour.blurple()
 COLOUR_MISS = discord.Colour.light_grey()
 
 
-def truncate(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, on a word boundary, with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - len(ELLIPSIS))]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    # Never leave a dangling markdown marker or an escape at the cut.
-    cut = cut.rstrip("*_~`|>\\ ")
-    if cut.count("**") % 2:
-        cut = cut[: cut.rfind("**")].rstrip()
-    return cut + ELLIPSIS
+# -- escaping ------------------------------------------------------------------------------------
+#
+# Quoted text (passages, titles, headings, questions, reasons) is escaped once, as a whole, so no
+# rule ever sees a fragment of a construct: a masked link "[text](url)" split by bold words is
+# still seen whole. Emphasis is then put in by offsets into the escaped text (``_escaped_units``
+# keeps one unit per original character), never by escaping pieces separately.
+#
+# Links in quoted text are made inert, not kept clickable, bare URLs included. A masked link hides
+# its target behind words a document chose ("verify your account"); an invite, gift or template
+# address turns into a join card; and even a bare URL, clickable in a bot's reply, borrows the
+# bot's authority and unfurls a preview its owner controls when the answer is sent as text. A
+# reader still sees every address as written and can copy it. Discord reads a backslash before
+# any ASCII punctuation as "this character is text": the colon of "https://" escaped means no
+# autolink, and the dot of "discord.gg" escaped means the raw message no longer holds an invite.
+
+# Escaped wherever they appear: markdown markers, the brackets of masked links, and "<", which
+# opens autolinks "<url>" and all of Discord's markup (<@id>, <#id>, <t:…>, </cmd:id>, <:e:id>).
+# A lone ">" or "(" does nothing once "<" and "]" are text.
+_ALWAYS = frozenset("\\*_~`|[]<")
+# Only at the start of a line: headings (# ## ### -#), lists (- + 1. 1)) and quotes (> >>>).
+_LINE_MARKER = re.compile(r"^[ \t]*([#>+-])", re.MULTILINE)
+_LINE_NUMBER = re.compile(r"^[ \t]*\d+([.)])", re.MULTILINE)
+# The colon of every "://" (https, steam, ...): a Discord autolink needs it unescaped.
+_SCHEME_COLON = re.compile(r"(:)//")
+# discord.gg/…, discord.com/invite/…, discordapp.com/invite/…, discord.gift/…, discord.new/…,
+# with or without a scheme, any case, with the full stops browsers also read as dots.
+_DISCORD_DOT = re.compile(r"(?i)discord(?:app)?([.。．｡])(?=[a-z])")
+# Mentions Discord would resolve from bare text: a zero-width space after "@" keeps them text.
+_MENTION_AT = re.compile(r"@(?=everyone|here|[!&]?[0-9]{17,20})")
+
+
+def _escaped_units(text: str) -> list[str]:
+    """Each character of ``text`` as written escaped: itself, perhaps with a backslash before it
+    or a zero-width space after it. ``"".join`` is the escaped text; unit ``i`` starts where
+    original offset ``i`` lands in it, so markup put between units never splits an escape."""
+    backslash = [char in _ALWAYS for char in text]
+    for pattern in (_LINE_MARKER, _LINE_NUMBER, _SCHEME_COLON, _DISCORD_DOT):
+        for match in pattern.finditer(text):
+            backslash[match.start(1)] = True
+    spaced = {match.start() for match in _MENTION_AT.finditer(text)}
+    return [
+        ("\\" if backslash[i] else "") + char + ("\u200b" if i in spaced else "")
+        for i, char in enumerate(text)
+    ]
 
 
 def escape(text: str) -> str:
-    """Person- or document-written text made inert: no markdown, no mentions that could ping."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    """Person- or document-written text made inert: no markdown, links, invites or mentions."""
+    return "".join(_escaped_units(text))
 
 
 def emphasise(text: str, terms: Iterable[str]) -> str:
@@ -61,13 +94,87 @@ def emphasise(text: str, terms: Iterable[str]) -> str:
             spans[-1][1] = end
         else:
             spans.append([start, end])
+    marks = {offset for span in spans for offset in span}  # where a run opens or closes
+    units = _escaped_units(text)
     out: list[str] = []
-    last = 0
-    for start, end in spans:
-        out += [escape(text[last:start]), "**", escape(text[start:end]), "**"]
-        last = end
-    out.append(escape(text[last:]))
+    for offset, unit in enumerate(units):
+        if offset in marks:
+            out.append("**")
+        out.append(unit)
+    if len(text) in marks:
+        out.append("**")
     return "".join(out)
+
+
+# -- cutting to Discord's limits ---------------------------------------------------------------
+
+# What a cut must not split: an escape, a code span, our own <…> markup (mentions, channels,
+# times); and the bold and italic markers, whose run must be closed if the cut falls inside it.
+_ATOM = re.compile(r"\\.|`[^`\n]*`|<[@#/:at][^<>\s]*>|\*\*|\*", re.DOTALL)
+
+
+def truncate(text: str, limit: int, *, markdown: bool = True) -> str:
+    """``text`` cut to at most ``limit`` characters, on a word boundary, with an ellipsis.
+
+    With ``markdown`` (text the bot escaped and marked up), the cut never falls inside an escape,
+    a code span or a mention, and a bold or italic run it cuts is closed (or dropped if empty).
+    ``markdown=False`` is for plain text such as embed footers: cut, nothing added.
+    """
+    if len(text) <= limit:
+        return text
+    atoms = [match.span() for match in _ATOM.finditer(text)] if markdown else []
+    room = max(0, limit - len(ELLIPSIS))
+    while True:
+        cut = _cut(text, room, limit // 2, atoms)
+        if markdown:
+            cut = _closed(cut)
+        if len(cut) <= room or not cut:
+            return cut + ELLIPSIS
+        room -= len(cut) - room  # closing markers took room: cut earlier
+
+
+def _inside(offset: int, atoms: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The atom ``offset`` falls strictly inside, if any (atoms are sorted and never overlap)."""
+    index = bisect.bisect_left(atoms, (offset,)) - 1  # the last atom starting before ``offset``
+    if index >= 0 and offset < atoms[index][1]:
+        return atoms[index]
+    return None
+
+
+def _cut(text: str, room: int, word_floor: int, atoms: list[tuple[int, int]]) -> str:
+    """The longest start of ``text`` within ``room`` that ends between atoms, at a space if one
+    is past ``word_floor``."""
+    end = room
+    if (atom := _inside(end, atoms)) is not None:
+        end = atom[0]
+    space = text.rfind(" ", 0, end)
+    while space > word_floor and (atom := _inside(space, atoms)) is not None:
+        space = text.rfind(" ", 0, atom[0])
+    if space > word_floor:
+        end = space
+    end = len(text[:end].rstrip())
+    if (atom := _inside(end, atoms)) is not None:  # the strip took the space of an escaped space
+        end = atom[0]
+    return text[:end]
+
+
+def _closed(cut: str) -> str:
+    """``cut`` with the bold and italic runs it leaves open closed; a run opened at the very end
+    of the cut, with nothing in it yet, is dropped instead."""
+    while True:
+        open_runs: list[tuple[str, int]] = []  # (marker, where it starts)
+        for match in _ATOM.finditer(cut):
+            marker = match.group()
+            if marker not in ("**", "*"):
+                continue
+            if open_runs and open_runs[-1][0] == marker:
+                open_runs.pop()
+            else:
+                open_runs.append((marker, match.start()))
+        if open_runs and not cut[open_runs[-1][1] + len(open_runs[-1][0]) :].strip():
+            cut = cut[: open_runs[-1][1]].rstrip()
+            continue
+        return cut + "".join(marker for marker, _ in reversed(open_runs))
 
 
 def place(hit: Hit, several_documents: bool) -> str:
@@ -96,7 +203,7 @@ def _footer(hits: Sequence[Hit], sources: dict[str, str], *, markdown: bool = Fa
             label = escape(label)
         if label not in titles:
             titles.append(label)
-    return truncate("Source: " + "; ".join(titles), EMBED_FOOTER_LIMIT)
+    return truncate("Source: " + "; ".join(titles), EMBED_FOOTER_LIMIT, markdown=markdown)
 
 
 def answer_embed(answer: Answer, *, sources: dict[str, str], first_rank: int = 1) -> discord.Embed:

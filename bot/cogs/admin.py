@@ -363,12 +363,13 @@ class Admin(
         lines = []
         for t in tallies:
             passage = engine.passage(t.passage_id)
+            # Escaped first, then cut: the cut never splits an escape.
             label = (
-                f"{passage.place}: “{replies.truncate(passage.text, 60)}”"
+                f"{replies.escape(passage.place)}: “{replies.truncate(replies.escape(passage.text), 60)}”"
                 if passage
-                else f"{t.passage_id} (text changed)"
+                else f"{replies.escape(t.passage_id)} (text changed)"
             )
-            lines.append(f"👍 {t.up} · 👎 {t.down} · {replies.escape(label)}")
+            lines.append(f"👍 {t.up} · 👎 {t.down} · {label}")
         await say(interaction, "**Feedback per passage**\n" + "\n".join(lines))
 
     # -- members --------------------------------------------------------------------------------

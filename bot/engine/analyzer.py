@@ -11,8 +11,10 @@ stopwords (including question words) dropped, Snowball stemming.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
+from typing import Protocol
 
 import snowballstemmer
 
@@ -71,12 +73,27 @@ STOPWORDS = frozenset(
     """.split()
 )
 
-_stemmer = snowballstemmer.stemmer("english")
+# A Snowball stemmer keeps its working state on the instance, so two threads sharing one get
+# each other's words mid-stem (wrong stems, IndexError). Index builds run in worker threads: each
+# thread gets its own stemmer, made on first use.
+_per_thread = threading.local()
 
 
+class _Stemmer(Protocol):
+    def stemWord(self, word: str) -> str: ...  # snowballstemmer's name
+
+
+def _thread_stemmer() -> _Stemmer:
+    stemmer: _Stemmer | None = getattr(_per_thread, "stemmer", None)
+    if stemmer is None:
+        stemmer = _per_thread.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
+
+
+# The cache itself is thread-safe; it can only keep a right stem since no stemmer is shared.
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
+    return _thread_stemmer().stemWord(word)
 
 
 def normalize(text: str) -> str:
