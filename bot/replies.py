@@ -80,6 +80,15 @@ def escape(text: str) -> str:
     return "".join(_escaped_units(text))
 
 
+def code(text: str) -> str:
+    """``text`` as inline code: shown exactly as typed, never markdown, a link or a mention.
+
+    A backtick would end the span early, so it becomes a look-alike (U+02CB); nothing inside a code
+    span needs escaping otherwise, and escaping would show its backslashes.
+    """
+    return "`" + (text.replace("`", "\u02cb") or " ") + "`"
+
+
 def emphasise(text: str, terms: Iterable[str]) -> str:
     """Escape ``text`` and put the words whose index term is in ``terms`` in bold.
 

@@ -393,3 +393,17 @@ async def test_a_long_document_name_still_fits_the_buttons(standin: DiscordStand
     ids = custom_ids(sent)
     assert "paella" in all_text(sent) and all(len(i) <= 100 for i in ids)
     assert standin.violations == []
+
+
+async def test_a_hostile_document_name_to_remove_is_shown_as_typed_and_inert(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    """The name a moderator types is any text: it comes back in one code span, exactly as typed."""
+    mod = standin.find_member("mod")
+    typed = "[verify](https://evil.example/x) @everyone `x` discord.gg/spam"
+    async with run_bot():
+        missing = await invoke(standin, "admin", {"name": typed}, subcommand="documents remove", member=mod)
+    shown = typed.replace("`", "\u02cb")
+    assert missing.content == f"This server has no document called `{shown}`."
+    assert missing.content.count("`") == 2  # one code span: nothing in it renders as a link
+    assert missing.allowed_mentions == {"parse": []}

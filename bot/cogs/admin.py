@@ -324,9 +324,9 @@ class Admin(
         guild_id = guild_id_of(interaction)
         if await self.bot.storage.remove_document(guild_id, name, interaction.user.id):
             self.bot.library.forget(guild_id)
-            await say(interaction, f"Removed `{replies.escape(name)}`.")
+            await say(interaction, f"Removed {replies.code(name)}.")
         else:
-            await say(interaction, f"This server has no document called `{replies.escape(name)}`.")
+            await say(interaction, f"This server has no document called {replies.code(name)}.")
 
     @documents_remove.autocomplete("name")
     async def _document_names(
@@ -414,10 +414,10 @@ class Admin(
         try:
             engine = await self.bot.library.load()  # in a worker thread: answers keep flowing meanwhile
         except CorpusError as exc:
-            await say(interaction, f"Reload failed, the old index stays: {exc}")
+            await say(interaction, f"Reload failed, the old index stays: {replies.escape(str(exc))}")
             return
         stats = engine.stats()
-        warnings = f"\nSkipped: {'; '.join(stats.load_errors)}" if stats.load_errors else ""
+        warnings = f"\nSkipped: {replies.escape('; '.join(stats.load_errors))}" if stats.load_errors else ""
         await say(interaction, f"Reloaded: {stats.documents} documents, {stats.passages} passages.{warnings}")
 
 
