@@ -118,7 +118,7 @@ def test_eval_json_prints_the_figures() -> None:
     assert [b["bin"] for b in table][:2] == ["0.0-0.1", "0.1-0.2"] and len(table) == 10
     assert sum(b["count"] for b in table) == 52
     gaps = sum(b["count"] * abs(b["accuracy"] - b["mean_confidence"]) for b in table if b["count"])
-    assert figures["calibration_error"] == pytest.approx(gaps / 52, abs=1e-4)
+    assert figures["calibration_error"] == pytest.approx(gaps / 52, abs=2e-4)  # bins are rounded
 
 
 def test_eval_human_lists_what_to_look_at() -> None:
