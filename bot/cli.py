@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .engine import CorpusError, Engine
-from .engine.evaluate import evaluate, load_questions
+from .engine.evaluate import evaluate, evaluate_squad, is_squad, parse_questions, parse_squad, read_text
 from .settings import Settings, SettingsError, default_corpus, load_env_file, setup_logging
-from .terminal import Progress, render_answer, render_report, use_colour
+from .terminal import Progress, render_answer, render_report, render_squad_report, use_colour
 
 # discord.py, aiohttp, asyncio and the storage are imported by run, sync and invite only: the
 # terminal commands start in well under half the time without them.
@@ -98,14 +98,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     try:
-        questions = load_questions(args.file)
-    except (OSError, ValueError) as exc:
+        text = read_text(args.file)
+        # Told by content, not by name: SQuAD JSON is one object with a "data" list.
+        articles = parse_squad(text, args.file) if is_squad(text) else None
+        questions = parse_questions(text, args.file) if articles is None else []
+    except (OSError, ValueError) as exc:  # a file that is not UTF-8 is a ValueError too
         raise UsageError(f"cannot read questions: {exc}") from None
-    report = evaluate(load_engine(args.corpus, quiet=args.json), questions)
-    if args.json:
-        print(json.dumps(report.figures(), indent=2))
-    else:
-        print(render_report(report))
+    if articles is None:
+        report = evaluate(load_engine(args.corpus, quiet=args.json), questions)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
+        return EXIT_OK
+    if args.corpus:
+        raise UsageError("--corpus does not apply to a SQuAD file: each of its articles is the corpus")
+    squad = evaluate_squad(articles)
+    print(json.dumps(squad.to_dict(), indent=2) if args.json else render_squad_report(squad))
     return EXIT_OK
 
 
@@ -220,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("-k", type=_k, default=3, metavar="N", help="passages to show (default 3)")
     chat.set_defaults(func=cmd_chat)
 
-    ev = sub.add_parser("eval", parents=[corpus], help="score the engine on a questions file (JSONL)")
-    ev.add_argument("file", help="questions file, e.g. evals/dev.jsonl")
+    ev = sub.add_parser(
+        "eval", parents=[corpus], help="score the engine on a questions file (JSONL, or SQuAD 2.0 JSON)"
+    )
+    ev.add_argument("file", help="questions file, e.g. evals/dev.jsonl or ../shared/eval/squad2-public.json")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
     ev.set_defaults(func=cmd_eval)
 

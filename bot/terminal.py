@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .engine import Answer
 from .engine.analyzer import surface_terms
-from .engine.evaluate import Report
+from .engine.evaluate import ReliabilityBin, Report, SquadReport
 
 BOLD, DIM, YELLOW, RESET = "\033[1m", "\033[2m", "\033[1;33m", "\033[0m"
 LOW_CONFIDENCE = 0.35  # below this, an answer is shown as "closest match", not as the answer
@@ -69,12 +69,29 @@ def render_answer(answer: Answer, colour: bool, width: int | None = None) -> str
     return "\n".join(lines)
 
 
-def render_report(report: Report) -> str:
-    figures = report.figures()
-    lines = [
-        f"{name:<20} {value:.3f}" if isinstance(value, float) else f"{name:<20} {value}"
+def _figure_lines(figures: dict[str, float | int]) -> list[str]:
+    return [
+        f"{name:<24} {value:.3f}" if isinstance(value, float) else f"{name:<24} {value}"
         for name, value in figures.items()
     ]
+
+
+def render_reliability(table: list[ReliabilityBin]) -> list[str]:
+    """The reliability table behind calibration_error: does confidence say how often the top is right?"""
+    lines = [
+        "Reliability of the top hit's confidence:",
+        f"  {'bin':<9} {'count':>6} {'confidence':>11} {'accuracy':>9}",
+    ]
+    for b in table:
+        mean = "-" if b.mean_confidence is None else f"{b.mean_confidence:.3f}"
+        accuracy = "-" if b.accuracy is None else f"{b.accuracy:.3f}"
+        lines.append(f"  {b.low:.1f}-{b.high:.1f}   {b.count:>6} {mean:>11} {accuracy:>9}")
+    return lines
+
+
+def render_report(report: Report) -> str:
+    lines = _figure_lines(report.figures())
+    lines += ["", *render_reliability(report.reliability())]
     misses = [
         r
         for r in report.results
@@ -94,6 +111,41 @@ def render_report(report: Report) -> str:
                 )
             )
             lines.append(f"  {r.id:<6} {r.kind:<10} {r.question}  [{outcome}]")
+    return "\n".join(lines)
+
+
+# Short column names for the per-article table of a SQuAD file, in the figures' order.
+_SQUAD_COLUMNS = {
+    "hit@1": "hit@1",
+    "hit@3": "hit@3",
+    "mrr@5": "mrr@5",
+    "sentence_hit@1": "sent@1",
+    "declined_unanswerable": "unans",
+    "declined_other_article": "other",
+    "wrongly_declined": "wrong",
+    "calibration_error": "ece",
+}
+
+
+def render_squad_report(report: SquadReport) -> str:
+    """Per article, then all articles pooled (micro-averaged), then the pooled reliability table."""
+    overall = report.overall
+    rows = [(title, r.figures()) for title, r in report.articles] + [("all (micro)", overall.figures())]
+    width = max(len(title) for title, _ in rows)
+    header = f"{'article':<{width}} {'asked':>6} " + " ".join(f"{c:>6}" for c in _SQUAD_COLUMNS.values())
+    lines = [header]
+    for title, figures in rows:
+        cells = " ".join(f"{float(figures[name]):>6.3f}" for name in _SQUAD_COLUMNS)
+        lines.append(f"{title:<{width}} {figures['questions']:>6} {cells}")
+    lines += [
+        "",
+        "asked: the article's own questions; unans: unanswerable declined; other: questions of the",
+        "other articles declined; wrong: answerable declined; ece: calibration error.",
+        "",
+        *_figure_lines(overall.figures()),
+        "",
+        *render_reliability(overall.reliability()),
+    ]
     return "\n".join(lines)
 
 

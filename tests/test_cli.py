@@ -111,8 +111,14 @@ def test_eval_json_prints_the_figures() -> None:
     assert list(figures) == [
         "questions", "hit@1", "hit@3", "mrr@5", "sentence_hit@1",
         "declined_offtopic", "declined_near_miss", "wrongly_declined", "mean_passage_words",
+        "calibration_error", "reliability",
     ]  # fmt: skip
     assert figures["questions"] == 52
+    table = figures["reliability"]  # ten bins of the top hit's confidence, every question in one
+    assert [b["bin"] for b in table][:2] == ["0.0-0.1", "0.1-0.2"] and len(table) == 10
+    assert sum(b["count"] for b in table) == 52
+    gaps = sum(b["count"] * abs(b["accuracy"] - b["mean_confidence"]) for b in table if b["count"])
+    assert figures["calibration_error"] == pytest.approx(gaps / 52, abs=2e-4)  # bins are rounded
 
 
 def test_eval_human_lists_what_to_look_at() -> None:
