@@ -1,9 +1,8 @@
-"""Storage for everything the bot remembers: the interface, its SQLite backend, and a factory."""
+"""Storage for everything the bot remembers: the interface, its rules, two backends, and a factory."""
 
 from __future__ import annotations
 
 from .base import (
-    SETTING_NAMES,
     AuditEntry,
     Block,
     ChannelRules,
@@ -18,10 +17,9 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
-    megabytes,
-    validate_document_name,
-    validate_settings,
 )
+from .rules import megabytes, validate_document_name, validate_settings
+from .schema import SETTING_NAMES
 from .sqlite import SQLiteStorage
 
 __all__ = [
