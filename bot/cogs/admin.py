@@ -66,7 +66,7 @@ async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
 
 
 # Storage speaks in setting names; moderators typed the command's option names.
-OPTION_NAMES = {setting.name: setting.option for setting in SETTINGS if setting.option != setting.name}
+OPTION_NAMES = {s.name: s.option for s in SETTINGS if s.option and s.option != s.name}
 
 
 def option_names(message: str) -> str:
