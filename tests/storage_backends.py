@@ -48,17 +48,19 @@ class PostgresServer:
     url: str
     directory: Path | None  # the cluster's folder, when .ci/postgres started it
 
-    def _script(self, command: str) -> None:
+    def _script(self, command: str, *arguments: str) -> None:
         if self.directory is None:
             pytest.fail(
                 "this test restarts the PostgreSQL server: set ARTICLEBOT_TEST_POSTGRES_DIR to its "
                 "cluster folder (.ci/postgres start prints it), or leave ARTICLEBOT_TEST_POSTGRES_URL unset",
                 pytrace=False,
             )
-        subprocess.run(["bash", str(POSTGRES_SCRIPT), command, str(self.directory)], check=True)
+        script = ["bash", str(POSTGRES_SCRIPT), command, str(self.directory), *arguments]
+        subprocess.run(script, check=True, stdout=subprocess.DEVNULL)
 
-    def restart(self) -> None:
-        self._script("restart")
+    def restart(self, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown and start; ``immediate``: the server crashes and recovers."""
+        self._script("restart", mode)
 
     def stop(self) -> None:
         self._script("stop")
@@ -219,6 +221,21 @@ class PostgresBackend(Backend):
             return [tuple(row) for row in await conn.fetch(sql)]
         finally:
             await conn.close()
+
+    @property
+    def database(self) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.lstrip("/"))
+
+    async def set_read_only(self, read_only: bool) -> None:
+        """The database's default for new sessions, set from the server's admin database."""
+        change = (
+            "SET default_transaction_read_only = on" if read_only else "RESET default_transaction_read_only"
+        )
+        admin = await asyncpg.connect(self.server.url)
+        try:
+            await admin.execute(f'ALTER DATABASE "{self.database}" {change}')
+        finally:
+            await admin.close()
 
     async def tables(self) -> set[str]:
         found = await self.rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")

@@ -461,7 +461,7 @@ class PostgresStorage(Storage):
                 if _lost(error) and not committing and attempt == 1:
                     # The server went away (a restart): every pooled connection is dead with it.
                     log.warning("PostgreSQL %s: connection lost (%s); reconnecting", self.label, error)
-                    pool.expire_connections()
+                    await pool.expire_connections()
                     continue
                 if isinstance(error, asyncpg.CharacterNotInRepertoireError):
                     raise ValueError("the text holds a NUL character, which PostgreSQL refuses") from None
