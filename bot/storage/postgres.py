@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
 
+from ..settings import DEFAULT_DATABASE_POOL
 from . import rules
 from .base import (
     AuditEntry,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_POOL_SIZE = 4  # bot.settings.DEFAULT_DATABASE_POOL: ARTICLEBOT_DATABASE_POOL
+DEFAULT_POOL_SIZE = DEFAULT_DATABASE_POOL  # ARTICLEBOT_DATABASE_POOL
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_MS = 5000  # as SQLite's busy timeout: a lock held longer is "locked by another program"
@@ -235,29 +236,18 @@ def _open_problem(label: str, user: str, error: BaseException) -> str | None:
     return None
 
 
-def _run_time_problem(error: BaseException, *, write: bool, committing: bool) -> str | None:
-    """The moderator's sentence for an error in a transaction (as SQLite's), or None for a bug."""
-    failed = "I couldn't save that" if write else "I couldn't read the bot's data"
-    then = " Nothing was changed; {}." if write else " {}."
-
-    def sentence(reason: str, advice: str) -> str:
-        return f"{failed}: {reason}." + then.format(advice if write else advice.capitalize())
-
+def _run_time_problem(error: BaseException, *, committing: bool) -> rules.Failure | None:
+    """What failed in a transaction (the sentence is the rules', as SQLite's), or None for a bug."""
     if _lost(error):
-        if committing:  # the COMMIT may have landed: no promise either way
-            return (
-                f"{failed}: the connection to the bot's database was lost while saving. "
-                "Tell the bot's operator."
-            )
-        return sentence("the bot's database server cannot be reached", "try again in a minute")
+        return "lost_while_saving" if committing else "unreachable"  # a COMMIT sent may have landed
     if isinstance(error, asyncpg.DiskFullError):
-        return sentence("the bot's disk is full", "tell the bot's operator")
+        return "disk_full"
     if isinstance(error, asyncpg.ReadOnlySQLTransactionError):
-        return sentence("the bot's database is read-only", "tell the bot's operator")
+        return "read_only"
     if isinstance(error, asyncpg.LockNotAvailableError | asyncpg.TransactionRollbackError):
-        return sentence("the bot's database is locked by another program", "try again in a minute")
+        return "locked"
     if isinstance(error, asyncpg.InsufficientPrivilegeError):
-        return sentence("the bot may no longer use its database", "tell the bot's operator")
+        return "no_permission"
     return None
 
 
@@ -371,6 +361,9 @@ class PostgresStorage(Storage):
                 if isinstance(error, StorageError):
                     raise
                 if problem := _open_problem(self.label, _user(self._url), error):
+                    # Our sentences never hold the password; a driver's message quoted in one might.
+                    if password := urllib.parse.urlsplit(self._url).password:
+                        problem = problem.replace(password, "…")
                     raise StorageError(problem) from None
                 raise
             self._pool = pool
@@ -465,11 +458,11 @@ class PostgresStorage(Storage):
                     continue
                 if isinstance(error, asyncpg.CharacterNotInRepertoireError):
                     raise ValueError("the text holds a NUL character, which PostgreSQL refuses") from None
-                problem = _run_time_problem(error, write=write, committing=committing)
+                problem = _run_time_problem(error, committing=committing)
                 if problem is None:
                     raise  # an SQL or constraint error is a bug of ours, not the server's
                 log.error("PostgreSQL %s: %s (%s)", self.label, error, type(error).__name__)
-                raise StorageError(problem) from error
+                raise StorageError(rules.failure_sentence(problem, write=write)) from error
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _write_audit(

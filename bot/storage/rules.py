@@ -209,3 +209,40 @@ def validate_vote(vote: int) -> int:
     if isinstance(vote, bool) or vote not in (1, -1):
         raise ValueError("vote must be +1 or -1")
     return vote
+
+
+# -- failures at run time --------------------------------------------------------------------------
+Failure = Literal[
+    "disk_full",
+    "read_only",
+    "locked",
+    "no_permission",
+    "unreachable",
+    "damaged",
+    "disk_error",
+    "lost_while_saving",
+]
+# What a moderator reads when the database fails them, whichever backend: the reason, and the advice
+# after "Nothing was changed;" (a failed write was rolled back; a read changed nothing to begin with).
+# None: the failure may have left a write's fate unknown, so no promise, only "tell the operator".
+_FAILURES: dict[Failure, tuple[str, str | None]] = {
+    "disk_full": ("the bot's disk is full", "tell the bot's operator"),
+    "read_only": ("the bot's database is read-only", "tell the bot's operator"),
+    "locked": ("the bot's database is locked by another program", "try again in a minute"),
+    "no_permission": ("the bot may no longer use its database", "tell the bot's operator"),
+    "unreachable": ("the bot's database server cannot be reached", "try again in a minute"),
+    "damaged": ("the bot's database is damaged", None),
+    "disk_error": ("the bot's disk reported an error", None),  # a failed fsync: the commit's fate unknown
+    "lost_while_saving": ("the connection to the bot's database was lost while saving", None),
+}
+
+
+def failure_sentence(failure: Failure, *, write: bool) -> str:
+    """The one line a moderator reads for ``failure`` (``StorageError``'s text at run time)."""
+    reason, advice = _FAILURES[failure]
+    failed = "I couldn't save that" if write else "I couldn't read the bot's data"
+    if advice is None:
+        return f"{failed}: {reason}. Tell the bot's operator."
+    if write:
+        return f"{failed}: {reason}. Nothing was changed; {advice}."
+    return f"{failed}: {reason}. {advice.capitalize()}."

@@ -204,27 +204,19 @@ def _damaged(path: Path, detail: str) -> str:
     )
 
 
-def _run_time_problem(path: Path, error: sqlite3.Error, *, write: bool) -> str | None:
-    """The moderator's sentence for an error in a transaction, or None for a bug of ours."""
+def _run_time_problem(path: Path, error: sqlite3.Error) -> rules.Failure | None:
+    """What failed in a transaction (the sentence is the rules'), or None for a bug of ours."""
     code = _primary_code(error)
-    failed = "I couldn't save that" if write else "I couldn't read the bot's data"
-    # A failed write was rolled back; a read changed nothing to begin with.
-    then = " Nothing was changed; {}." if write else " {}."
-
-    def sentence(reason: str, advice: str) -> str:
-        return f"{failed}: {reason}." + then.format(advice if write else advice.capitalize())
-
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
-        return sentence("the bot's disk is full", "tell the bot's operator")
+        return "disk_full"
     if code == sqlite3.SQLITE_READONLY:
-        return sentence("the bot's database is read-only", "tell the bot's operator")
+        return "read_only"
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return sentence("the bot's database is locked by another program", "try again in a minute")
+        return "locked"
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return f"{failed}: the bot's database is damaged. Tell the bot's operator."
+        return "damaged"
     if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
-        # A failed fsync can leave a commit's fate unknown: no promise that nothing changed.
-        return f"{failed}: the bot's disk reported an error. Tell the bot's operator."
+        return "disk_error"  # a failed fsync can leave a commit's fate unknown: no promise
     return None
 
 
@@ -514,11 +506,11 @@ class SQLiteStorage(Storage):
                 async with _transaction(self._db, "BEGIN IMMEDIATE" if write else "BEGIN") as db:
                     yield db
             except sqlite3.Error as error:
-                problem = _run_time_problem(self._path, error, write=write)
+                problem = _run_time_problem(self._path, error)
                 if problem is None:
                     raise  # a constraint or SQL error is a bug of ours, not the disk's
                 log.error("database %s: %s (%s)", self._path, error, getattr(error, "sqlite_errorname", "?"))
-                raise StorageError(problem) from error
+                raise StorageError(rules.failure_sentence(problem, write=write)) from error
 
     async def _write_audit(
         self, db: aiosqlite.Connection, guild_id: int, actor_id: int, line: rules.AuditLine
