@@ -13,7 +13,9 @@ import urllib.parse
 
 import asyncpg
 import pytest
+from standin import DiscordStandin
 from storage_backends import PostgresBackend, PostgresServer
+from test_storage_startup import assert_never_online, start_refused
 
 from bot.storage import GuildSettings, StorageError, open_storage
 from bot.storage import postgres as postgres_backend
@@ -245,3 +247,25 @@ async def test_ids_past_32_bits_round_trip(postgres: PostgresBackend) -> None:
         assert (await store.list_blocks(guild))[0].user_id == user
     finally:
         await store.close()
+
+
+# -- the real process ---------------------------------------------------------------------------
+@pytest.mark.parametrize("problem", ["wrong password", "unknown database"])
+async def test_run_on_a_postgresql_it_cannot_use_is_one_line_and_never_online(
+    standin: DiscordStandin, postgres: PostgresBackend, problem: str
+) -> None:
+    parts = urllib.parse.urlsplit(postgres.url)
+    if problem == "wrong password":
+        url = with_url(
+            postgres.url, netloc=f"{parts.username}:wrong-{parts.password}@{parts.hostname}:{parts.port}"
+        )
+        expected = "refused the password for user"
+    else:
+        url = postgres.server.database_url("no_such_db")
+        expected = "there is no database no_such_db"
+    code, stderr = await start_refused(standin, url)  # type: ignore[arg-type]  # a URL, not a path
+    assert "Traceback" not in stderr and code == 2, stderr
+    [line] = stderr.splitlines()
+    assert line.startswith(f"error: PostgreSQL at {postgres.server.address}/") and expected in line, line
+    assert str(parts.password) not in stderr
+    assert_never_online(standin)
