@@ -269,3 +269,16 @@ async def test_run_on_a_postgresql_it_cannot_use_is_one_line_and_never_online(
     assert line.startswith(f"error: PostgreSQL at {postgres.server.address}/") and expected in line, line
     assert str(parts.password) not in stderr
     assert_never_online(standin)
+
+
+async def test_a_nul_character_is_refused_and_nothing_is_stored(postgres: PostgresBackend) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): a clear refusal, not a driver's traceback."""
+    store = postgres.storage()
+    await store.open()
+    try:
+        with pytest.raises(ValueError, match="NUL character"):
+            await store.add_document(G, "faq.md", "FAQ", "one\x00two", MOD)
+        assert await store.list_documents(G) == []
+        assert await store.audit_log(G) == []
+    finally:
+        await store.close()
