@@ -3,7 +3,7 @@
 Everything else reads this table: ``GuildSettings``'s defaults, validation and the audit wording
 (``bot.storage.rules``), the ``/admin settings set`` options, their ranges and descriptions
 (``bot.cogs.admin``). The databases' CHECK constraints live in frozen migrations, so they cannot be
-generated from here; tests/test_storage_sqlite.py checks that both backends' constraints agree
+generated from here; tests/test_storage.py checks that both backends' constraints agree
 with these ranges, so a range changed here without a migration fails there.
 """
 
