@@ -110,11 +110,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _admin(server: PostgresServer, sql: str) -> None:
+def _admin(server: PostgresServer, sql: str, sql_since_15: str | None = None) -> None:
     async def run() -> None:
         admin = await asyncpg.connect(server.url)
         try:
-            await admin.execute(sql)
+            newer = sql_since_15 is not None and admin.get_server_version().major >= 15
+            await admin.execute(sql_since_15 if newer else sql)
         finally:
             await admin.close()
 
@@ -125,7 +126,9 @@ def _admin(server: PostgresServer, sql: str) -> None:
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A new, empty database on the test server, dropped after the test."""
     name = f"articlebot_test_{uuid.uuid4().hex[:12]}"
-    _admin(postgres_server, f'CREATE DATABASE "{name}"')
+    # FILE_COPY (PostgreSQL 15+): a plain copy of the small template, 0.03 s instead of 0.2 s
+    # through the WAL; the test cluster runs with fsync off, so its checkpoint costs nothing.
+    _admin(postgres_server, f'CREATE DATABASE "{name}"', f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
     yield postgres_server.database_url(name)
     _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
