@@ -144,7 +144,7 @@ def _storage(settings: Settings) -> Storage:
     from .storage import open_storage
 
     try:
-        return open_storage(settings.database)
+        return open_storage(settings.database, pool_size=settings.database_pool)
     except ValueError as exc:
         raise UsageError(f"ARTICLEBOT_DATABASE: {exc}") from None
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 DEFAULT_DATABASE = "sqlite:///data/articlebot.db"
+DEFAULT_DATABASE_POOL = 4  # connections per process, PostgreSQL only; a bot's queries are short
+MAX_DATABASE_POOL = 100
 README_HINT = "see README.md, 'Run it on Discord'"
 # Three base64url segments: the bot's user id, a timestamp, an HMAC. Lengths vary over the years,
 # so check the shape, not exact sizes.
@@ -27,6 +29,7 @@ class SettingsError(Exception):
 class Settings:
     token: str = field(repr=False)
     database: str = DEFAULT_DATABASE
+    database_pool: int = DEFAULT_DATABASE_POOL
     corpus: Path = field(default_factory=lambda: default_corpus())
     owner_ids: frozenset[int] = frozenset()
     dev_guild_id: int | None = None
@@ -40,6 +43,7 @@ class Settings:
         return cls(
             token=token,
             database=env.get("ARTICLEBOT_DATABASE") or DEFAULT_DATABASE,
+            database_pool=_pool_size(env.get("ARTICLEBOT_DATABASE_POOL", "")),
             corpus=default_corpus(env),
             owner_ids=frozenset(_ids(env.get("ARTICLEBOT_OWNER_IDS", ""), "ARTICLEBOT_OWNER_IDS")),
             dev_guild_id=next(
@@ -105,6 +109,17 @@ def _ids(raw: str, name: str) -> list[int]:
             )
         ids.append(int(part))
     return ids
+
+
+def _pool_size(raw: str) -> int:
+    if not raw.strip():
+        return DEFAULT_DATABASE_POOL
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_DATABASE_POOL:
+        raise SettingsError(
+            f"ARTICLEBOT_DATABASE_POOL must be a number of connections from 1 to {MAX_DATABASE_POOL}, "
+            f"got {raw[:24]!r}"
+        )
+    return int(raw)
 
 
 def _level(raw: str) -> str:

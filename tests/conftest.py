@@ -14,7 +14,7 @@ from bot.client import ArticleBot
 from bot.settings import Settings
 from bot.storage import SQLiteStorage
 
-pytest_plugins = ["standin.fixtures"]
+pytest_plugins = ["standin.fixtures", "storage_backends"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT_OWNER_ID = 999_000_000_000_000_001  # a bot owner who is not the server's owner

@@ -1,4 +1,8 @@
-"""Per-server document caps: count and total size, checked in the write transaction, shown to moderators."""
+"""Per-server document caps: count and total size, checked in the write transaction, shown to moderators.
+
+On both backends (tests/storage_backends.py); on PostgreSQL also from two storages at once, as two
+bot processes sharing the database would add.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,24 @@ from pathlib import Path
 import pytest
 from conftest import RunBot, invoke
 from standin import DiscordStandin
+from storage_backends import Backend, PostgresBackend
 from test_storage_bot import bot_on
 
-from bot.storage import DocumentLimits, DocumentUsage, SQLiteStorage
+from bot.storage import DocumentLimits, DocumentUsage, Storage
 
 G = 1
 MOD = 100
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "bot.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStorage]:
-    storage = SQLiteStorage(db_path)
+async def store(backend: Backend) -> AsyncIterator[Storage]:
+    storage = backend.storage()
     await storage.open()
     yield storage
     await storage.close()
 
 
-async def test_default_caps_are_20_documents_and_5_mb(store: SQLiteStorage) -> None:
+async def test_default_caps_are_20_documents_and_5_mb(store: Storage) -> None:
     assert DocumentLimits() == DocumentLimits(
         max_documents=20, max_total_bytes=5_000_000, max_document_bytes=1_000_000
     )
@@ -47,9 +47,9 @@ async def test_default_caps_are_20_documents_and_5_mb(store: SQLiteStorage) -> N
     assert await store.document_usage(G + 1) == DocumentUsage(0, 0, DocumentLimits())
 
 
-async def test_the_size_cap_counts_a_replacement_once(db_path: Path) -> None:
+async def test_the_size_cap_counts_a_replacement_once(backend: Backend) -> None:
     limits = DocumentLimits(max_documents=20, max_total_bytes=10_000, max_document_bytes=6_000)
-    store = SQLiteStorage(db_path, document_limits=limits)
+    store = backend.storage(document_limits=limits)
     await store.open()
     try:
         await store.add_document(G, "a.txt", "A", "a" * 6_000, MOD)
@@ -72,9 +72,9 @@ async def test_the_size_cap_counts_a_replacement_once(db_path: Path) -> None:
         await store.close()
 
 
-async def test_concurrent_adds_cannot_exceed_the_cap(db_path: Path) -> None:
+async def test_concurrent_adds_cannot_exceed_the_cap(backend: Backend) -> None:
     limits = DocumentLimits(max_documents=5, max_total_bytes=1_000_000, max_document_bytes=1_000_000)
-    store = SQLiteStorage(db_path, document_limits=limits)
+    store = backend.storage(document_limits=limits)
     await store.open()
     try:
         results = await asyncio.gather(
@@ -84,8 +84,30 @@ async def test_concurrent_adds_cannot_exceed_the_cap(db_path: Path) -> None:
         refused = [r for r in results if isinstance(r, ValueError)]
         assert len(refused) == 7 and all("5 of 5 documents" in str(r) for r in refused)
         assert len(await store.list_documents(G)) == 5
+        assert len(await store.audit_log(G, limit=50)) == 5  # one audit row per add that landed
     finally:
         await store.close()
+
+
+async def test_concurrent_adds_from_two_processes_cannot_exceed_the_cap(postgres: PostgresBackend) -> None:
+    """Two bot processes on one PostgreSQL database, each with a pool of its own connections: the
+    caps' count and insert are serialised by the server's lock, not by anything in one process."""
+    limits = DocumentLimits(max_documents=5, max_total_bytes=1_000_000, max_document_bytes=1_000_000)
+    first, second = (postgres.storage(document_limits=limits, pool_size=6) for _ in range(2))
+    await first.open()
+    await second.open()
+    try:
+        results = await asyncio.gather(
+            *((first if i % 2 else second).add_document(G, f"d{i}.md", "D", "text", MOD) for i in range(24)),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, ValueError)]
+        assert len(refused) == 19 and all("5 of 5 documents" in str(r) for r in refused), results
+        assert await postgres.rows("SELECT COUNT(*) FROM documents") == [(5,)]
+        assert await postgres.rows("SELECT COUNT(*) FROM audit_log WHERE action = 'documents.add'") == [(5,)]
+    finally:
+        await first.close()
+        await second.close()
 
 
 # -- through the real bot ---------------------------------------------------------------------------
@@ -101,7 +123,7 @@ async def test_status_shows_the_servers_use_of_its_caps(standin: DiscordStandin,
 
 
 async def test_documents_add_refuses_past_the_caps_and_says_which(
-    standin: DiscordStandin, database: Path
+    standin: DiscordStandin, database: Path, backend: Backend
 ) -> None:
     mod = standin.find_member("mod")
     limits = DocumentLimits(max_documents=2, max_total_bytes=20_000, max_document_bytes=1_000_000)
@@ -112,7 +134,7 @@ async def test_documents_add_refuses_past_the_caps_and_says_which(
         sent = await invoke(standin, "admin", {"file": upload}, subcommand="documents add", member=mod)
         return sent.content
 
-    async with bot_on(standin, SQLiteStorage(database, document_limits=limits), database):
+    async with bot_on(standin, backend.storage(document_limits=limits), database):
         first = await add("a.txt", 9_000)
         second = await add("b.txt", 5_000)
         third = await add("c.txt", 100)

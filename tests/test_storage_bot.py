@@ -17,7 +17,7 @@ from test_storage_failures import fill_to_page_cap
 
 from bot.client import ArticleBot
 from bot.settings import Settings
-from bot.storage import ChannelRules, GuildSettings, SQLiteStorage
+from bot.storage import ChannelRules, GuildSettings, SQLiteStorage, Storage
 
 FULL = "I couldn't save that: the bot's disk is full. Nothing was changed; tell the bot's operator."
 
@@ -110,9 +110,7 @@ class AnotherModeratorRightAfter(SQLiteStorage):
 
 
 @asynccontextmanager
-async def bot_on(
-    standin: DiscordStandin, storage: SQLiteStorage, database: Path
-) -> AsyncIterator[ArticleBot]:
+async def bot_on(standin: DiscordStandin, storage: Storage, database: Path) -> AsyncIterator[ArticleBot]:
     settings = Settings(
         token="standin-token",
         database=str(database),

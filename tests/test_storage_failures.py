@@ -1,4 +1,9 @@
-"""SQLiteStorage on a database it cannot use: refused at open with one line, or told at run time.
+"""Storage on a database it cannot use: refused at open with one line, or told at run time.
+
+The failures of a file are SQLite's alone; a read-only database and one locked by another program
+at run time happen to both backends, and those tests run on each (tests/storage_backends.py;
+PostgreSQL's own failures, a server gone or refusing the login, are in test_storage_postgres.py).
+
 
 Real SQLite files and real failures: garbage written into a real database, a file of random bytes,
 a read-only file or folder (see tests/fs_faults.py for how, as root), a newer schema, a database
@@ -17,11 +22,15 @@ import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from fs_faults import read_only
+from storage_backends import Backend, PostgresBackend
 
-from bot.storage import SQLiteStorage, StorageError
+from bot.storage import SQLiteStorage, Storage, StorageError
+from bot.storage import postgres as postgres_backend
 from bot.storage import sqlite as sqlite_backend
+from bot.storage.postgres import PostgresStorage
 
 G = 1
 MOD = 100
@@ -201,17 +210,30 @@ async def test_a_full_disk_during_a_write_says_so_and_changes_nothing(store: SQL
         await store.log_question(G, 10, 7, "a question that does not fit " * 5, True, "p1", 1.0)
 
 
-async def test_a_read_only_database_at_run_time_says_so(store: SQLiteStorage) -> None:
-    # Honest note: the file cannot be made read-only under an open connection (the write fd stays
-    # valid), so this uses SQLite's own switch, which fails writes with the same SQLITE_READONLY.
-    assert store._db is not None
-    await store._db.execute("PRAGMA query_only = ON")
-    with pytest.raises(StorageError) as caught:
-        await store.update_settings(G, MOD, cooldown_seconds=30)
-    assert str(caught.value) == (
-        "I couldn't save that: the bot's database is read-only. Nothing was changed; tell the bot's operator."
-    )
-    assert (await store.get_settings(G)).cooldown_seconds == 10  # reads still work
+async def test_a_read_only_database_at_run_time_says_so(backend: Backend) -> None:
+    store = backend.storage()
+    await store.open()
+    try:
+        if isinstance(store, SQLiteStorage):
+            # Honest note: the file cannot be made read-only under an open connection (the write fd
+            # stays valid), so this uses SQLite's own switch, which fails writes with SQLITE_READONLY.
+            assert store._db is not None
+            await store._db.execute("PRAGMA query_only = ON")
+        else:
+            assert isinstance(backend, PostgresBackend) and isinstance(store, PostgresStorage)
+            assert store._pool is not None
+            await backend.set_read_only(True)
+            await store._pool.expire_connections()  # new sessions read the database's default
+        with pytest.raises(StorageError) as caught:
+            await store.update_settings(G, MOD, cooldown_seconds=30)
+        assert str(caught.value) == (
+            "I couldn't save that: the bot's database is read-only. Nothing was changed; "
+            "tell the bot's operator."
+        )
+        assert (await store.get_settings(G)).cooldown_seconds == 10  # reads still work
+        assert await store.audit_log(G) == []
+    finally:
+        await store.close()
 
 
 async def test_journal_size_limit_is_set(store: SQLiteStorage) -> None:
@@ -239,18 +261,40 @@ async def test_a_folder_in_place_of_the_database_is_refused(db_path: Path) -> No
     assert "is a folder" in await refusal(db_path)
 
 
-async def test_a_write_that_finds_the_database_locked_says_so(store: SQLiteStorage, db_path: Path) -> None:
-    assert store._db is not None
-    await store._db.execute("PRAGMA busy_timeout = 100")  # the real 5 s, shortened for the test
-    other = sqlite3.connect(db_path, isolation_level=None)  # another program, holding the write lock
+async def test_a_write_that_finds_the_database_locked_says_so(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_backend, "LOCK_TIMEOUT_MS", 200)  # the real 5 s, shortened for the test
+    store: Storage = backend.storage()
+    await store.open()
     try:
-        other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StorageError) as caught:
-            await store.update_settings(G, MOD, cooldown_seconds=30)
+        if isinstance(store, SQLiteStorage):
+            assert store._db is not None
+            await store._db.execute("PRAGMA busy_timeout = 100")  # the real 5 s, shortened for the test
+            other = sqlite3.connect(
+                store.path, isolation_level=None
+            )  # another program, holding the write lock
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                with pytest.raises(StorageError) as caught:
+                    await store.update_settings(G, MOD, cooldown_seconds=30)
+            finally:
+                other.close()
+        else:
+            assert isinstance(backend, PostgresBackend)
+            holder = await asyncpg.connect(backend.url)  # another program, holding the table
+            try:
+                async with holder.transaction():
+                    await holder.execute("LOCK TABLE guild_settings IN ACCESS EXCLUSIVE MODE")
+                    with pytest.raises(StorageError) as caught:
+                        await store.update_settings(G, MOD, cooldown_seconds=30)
+            finally:
+                await holder.close()
+        assert str(caught.value) == (
+            "I couldn't save that: the bot's database is locked by another program. Nothing was changed; "
+            "try again in a minute."
+        )
+        assert (await store.get_settings(G)).cooldown_seconds == 10
+        assert await store.audit_log(G) == []
     finally:
-        other.close()
-    assert str(caught.value) == (
-        "I couldn't save that: the bot's database is locked by another program. Nothing was changed; "
-        "try again in a minute."
-    )
-    assert (await store.get_settings(G)).cooldown_seconds == 10
+        await store.close()

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -23,6 +23,15 @@ from ..client import respond
 from ..engine import CorpusError
 from ..engine.documents import decode, parse_text
 from ..storage import ChannelRules, GuildSettings, StorageError, megabytes, validate_document_name
+from ..storage.schema import (
+    COOLDOWN_SECONDS,
+    DEFAULT_VISIBILITY,
+    MENTION_REPLIES,
+    PASSAGES_PER_ANSWER,
+    SETTINGS,
+    STRICTNESS,
+    Setting,
+)
 from .ask import Ask
 
 if TYPE_CHECKING:
@@ -57,12 +66,7 @@ async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
 
 
 # Storage speaks in setting names; moderators typed the command's option names.
-OPTION_NAMES = {
-    "passages_per_answer": "passages",
-    "default_visibility": "visibility",
-    "mention_replies": "mentions",
-    "cooldown_seconds": "cooldown",
-}
+OPTION_NAMES = {s.name: s.option for s in SETTINGS if s.option and s.option != s.name}
 
 
 def option_names(message: str) -> str:
@@ -152,33 +156,26 @@ class Admin(
         await say(interaction, self._settings_text(settings))
 
     @settings_group.command(name="set", description="Change one or more settings")
-    @app_commands.describe(
-        passages="Passages per answer (1-5)",
-        visibility="Answers to /ask are public or private by default",
-        mentions="Reply when someone mentions the bot",
-        cooldown="Seconds a member waits between questions (0-3600)",
-        strictness="How strict the 'not in the article' decision is (0 lenient - 1 strict)",
-    )
+    # The options' ranges and descriptions come from the one settings schema (bot/storage/schema.py);
+    # the parameter names are its ``option`` names.
+    @app_commands.describe(**{setting.option: setting.description for setting in SETTINGS if setting.option})
     async def settings_set(
         self,
         interaction: discord.Interaction[ArticleBot],
-        passages: app_commands.Range[int, 1, 5] | None = None,
+        passages: app_commands.Range[int, PASSAGES_PER_ANSWER.low, PASSAGES_PER_ANSWER.high] | None = None,
         visibility: Literal["public", "private"] | None = None,
         mentions: bool | None = None,
-        cooldown: app_commands.Range[int, 0, 3600] | None = None,
-        strictness: app_commands.Range[float, 0.0, 1.0] | None = None,
+        cooldown: app_commands.Range[int, COOLDOWN_SECONDS.low, COOLDOWN_SECONDS.high] | None = None,
+        strictness: app_commands.Range[float, STRICTNESS.low, STRICTNESS.high] | None = None,
     ) -> None:
-        changes = {
-            name: value
-            for name, value in (
-                ("passages_per_answer", passages),
-                ("default_visibility", visibility),
-                ("mention_replies", mentions),
-                ("cooldown_seconds", cooldown),
-                ("strictness", strictness),
-            )
-            if value is not None
+        options: dict[Setting[Any], object] = {
+            PASSAGES_PER_ANSWER: passages,
+            DEFAULT_VISIBILITY: visibility,
+            MENTION_REPLIES: mentions,
+            COOLDOWN_SECONDS: cooldown,
+            STRICTNESS: strictness,
         }
+        changes = {setting.name: value for setting, value in options.items() if value is not None}
         if not changes:
             await say(
                 interaction, "Nothing to change: pick at least one option. `/admin settings show` lists them."

@@ -1,9 +1,8 @@
-"""Storage for everything the bot remembers: the interface, its SQLite backend, and a factory."""
+"""Storage for everything the bot remembers: the interface, its rules, two backends, and a factory."""
 
 from __future__ import annotations
 
 from .base import (
-    SETTING_NAMES,
     AuditEntry,
     Block,
     ChannelRules,
@@ -18,10 +17,9 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
-    megabytes,
-    validate_document_name,
-    validate_settings,
 )
+from .rules import megabytes, validate_document_name, validate_settings
+from .schema import SETTING_NAMES
 from .sqlite import SQLiteStorage
 
 __all__ = [
@@ -48,18 +46,28 @@ __all__ = [
 ]
 
 
-def open_storage(url_or_path: str) -> Storage:
-    """Pick the backend for ``url_or_path``: a plain file path or ``sqlite:///path``.
+def open_storage(url_or_path: str, *, pool_size: int | None = None) -> Storage:
+    """Pick the backend for ``url_or_path``: a file path, ``sqlite:///path`` or ``postgresql://…``.
 
     ``sqlite:///data/bot.db`` is relative, ``sqlite:////var/lib/bot.db`` absolute (the usual
-    SQLAlchemy spelling). The backend is returned unopened: ``await storage.open()`` before use.
+    SQLAlchemy spelling). ``postgresql://user:password@host:port/database`` (or ``postgres://``)
+    is PostgreSQL, with a pool of ``pool_size`` connections. The backend is returned unopened:
+    ``await storage.open()`` before use.
     """
     scheme, sep, rest = url_or_path.partition("://")
+    if sep and scheme.lower() in ("postgresql", "postgres"):
+        # Imported here: asyncpg is only loaded by a bot that uses PostgreSQL.
+        from .postgres import DEFAULT_POOL_SIZE, PostgresStorage
+
+        if not rest.strip("/"):
+            raise ValueError("a PostgreSQL URL needs at least a host: postgresql://user:password@host/db")
+        return PostgresStorage(url_or_path, pool_size=pool_size or DEFAULT_POOL_SIZE)
     if not sep:
         path = url_or_path
     elif scheme.lower() != "sqlite":
-        # A PostgreSQL backend (postgresql://) will be added later, implementing the same Storage.
-        raise ValueError(f"unsupported storage scheme {scheme!r}; use a file path or sqlite:///path")
+        raise ValueError(
+            f"unsupported storage scheme {scheme!r}; use a file path, sqlite:///path or postgresql://…"
+        )
     elif not rest.startswith("/"):
         raise ValueError(f"sqlite URLs need three slashes: sqlite:///path (got {url_or_path!r})")
     else:

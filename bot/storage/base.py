@@ -1,8 +1,10 @@
 """The storage interface the Discord layer talks to.
 
 Everything a server's moderators change, and every question asked, goes through this one small
-async interface. SQLite implements it today (``bot.storage.sqlite``); a PostgreSQL backend can
-implement the same class later without the cogs noticing.
+async interface, implemented by SQLite (``bot.storage.sqlite``) and PostgreSQL
+(``bot.storage.postgres``). What the rules are (settings' ranges and defaults, document caps, the
+audit log's wording) is decided once, above the backends, in ``bot.storage.rules`` and
+``bot.storage.schema``: a backend stores ids and rows and asks the rules what to write.
 
 Rules every backend keeps:
 - every method is scoped by ``guild_id``: nothing one server stores is visible from another;
@@ -16,12 +18,11 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-Visibility = Literal["public", "private"]
+from . import schema
+from .schema import Visibility as Visibility  # re-exported: the cogs import it from here
 
 
 class StorageError(Exception):
@@ -34,23 +35,14 @@ class StorageError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GuildSettings:
-    """Per-server settings, with the defaults a new server gets."""
+    """Per-server settings, with the defaults a new server gets (ranges and defaults: ``schema``)."""
 
-    passages_per_answer: int = 3  # 1..5
-    default_visibility: Visibility = "public"
-    mention_replies: bool = True
-    cooldown_seconds: int = 10  # per user, 0..3600
-    strictness: float = 0.5  # 0 (answer almost anything) .. 1 (answer only when sure)
-    moderator_role_id: int | None = None
-
-
-SETTING_NAMES = (
-    "passages_per_answer",
-    "default_visibility",
-    "mention_replies",
-    "cooldown_seconds",
-    "strictness",
-)
+    passages_per_answer: int = schema.PASSAGES_PER_ANSWER.default
+    default_visibility: Visibility = schema.DEFAULT_VISIBILITY.default
+    mention_replies: bool = schema.MENTION_REPLIES.default
+    cooldown_seconds: int = schema.COOLDOWN_SECONDS.default  # per user
+    strictness: float = schema.STRICTNESS.default  # 0 (answer almost anything) .. 1 (only when sure)
+    moderator_role_id: int | None = schema.MODERATOR_ROLE_ID.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,89 +142,6 @@ class DocumentLimitError(ValueError):
     """An add would take the server past one of its :class:`DocumentLimits`; ``str`` says which."""
 
 
-def megabytes(size_bytes: int) -> str:
-    """``1.2``, ``5``, ``0.25``, ``0.004``: one decimal from 1 MB, two significant digits below."""
-    if size_bytes >= 1_000_000:
-        return f"{size_bytes / 1e6:.1f}".removesuffix(".0")
-    return f"{size_bytes / 1e6:.2g}"
-
-
-# 1..64 safe characters ending in .txt/.md, no leading dot: no separators, so no path traversal.
-_DOCUMENT_NAME = re.compile(r"(?!\.)[A-Za-z0-9._-]{1,64}")
-_DOCUMENT_SUFFIXES = (".txt", ".md")
-
-
-def validate_document_name(name: str) -> str:
-    """Return ``name`` if it is a safe document name, else raise ``ValueError``."""
-    if not _DOCUMENT_NAME.fullmatch(name) or not name.endswith(_DOCUMENT_SUFFIXES):
-        raise ValueError(
-            "document names must be 1-64 letters, digits, '.', '_' or '-', "
-            "not start with '.', and end in .txt or .md"
-        )
-    return name
-
-
-# -- settings validation --------------------------------------------------------------------------
-def _int_between(name: str, low: int, high: int) -> Callable[[object], object]:
-    def check(value: object) -> object:
-        # bool is an int subclass; True is not a count.
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{name} must be between {low} and {high}")
-        return value
-
-    return check
-
-
-def _visibility(value: object) -> object:
-    if value not in ("public", "private"):
-        raise ValueError("default_visibility must be public or private")
-    return value
-
-
-def _on_off(value: object) -> object:
-    if not isinstance(value, bool):
-        raise ValueError("mention_replies must be true or false")
-    return value
-
-
-def _strictness(value: object) -> object:
-    # The range check also rejects NaN.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError("strictness must be between 0 and 1")
-    return float(value)
-
-
-def _role_id(value: object) -> object:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError("moderator_role_id must be a role id or none")
-    return value
-
-
-_VALIDATORS: dict[str, Callable[[object], object]] = {
-    "passages_per_answer": _int_between("passages_per_answer", 1, 5),
-    "default_visibility": _visibility,
-    "mention_replies": _on_off,
-    "cooldown_seconds": _int_between("cooldown_seconds", 0, 3600),
-    "strictness": _strictness,
-    "moderator_role_id": _role_id,
-}
-
-
-def validate_settings(changes: dict[str, object]) -> dict[str, Any]:
-    """Check every change before writing any, so a bad value leaves nothing half-applied.
-
-    Returns ``Any`` values: each has just been checked against its field's type, which mypy
-    cannot see through a name-keyed table.
-    """
-    clean: dict[str, Any] = {}
-    for name, value in changes.items():
-        validator = _VALIDATORS.get(name)
-        if validator is None:
-            raise ValueError(f"unknown setting: {name}")
-        clean[name] = validator(value)
-    return clean
-
-
 class Storage(abc.ABC):
     """Async storage for everything the bot must remember across restarts."""
 
@@ -249,7 +158,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
-        """Validate and apply ``changes`` (names from SETTING_NAMES or ``moderator_role_id``).
+        """Validate and apply ``changes`` (names from ``schema.SETTINGS``).
 
         Raises ``ValueError`` with a message fit for a moderator when a value is out of range.
         """

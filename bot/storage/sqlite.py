@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -29,11 +28,11 @@ from typing import Literal, cast
 
 import aiosqlite
 
+from . import rules
 from .base import (
     AuditEntry,
     Block,
     ChannelRules,
-    DocumentLimitError,
     DocumentLimits,
     DocumentUsage,
     FeedbackTally,
@@ -44,9 +43,6 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
-    megabytes,
-    validate_document_name,
-    validate_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -149,23 +145,10 @@ def _from_db(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
-def _show(value: object) -> str:
-    """A setting value as a moderator reads it in the audit log."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
-
-
 def _read_pid(fd: int) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         return int(os.pread(fd, 32, 0).decode("ascii").strip() or "x")
     return None
-
-
-def _rule_label(rule: str) -> str:
-    return "none" if rule == "clear" else rule  # "clear" means no rule for the channel
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -221,27 +204,19 @@ def _damaged(path: Path, detail: str) -> str:
     )
 
 
-def _run_time_problem(path: Path, error: sqlite3.Error, *, write: bool) -> str | None:
-    """The moderator's sentence for an error in a transaction, or None for a bug of ours."""
+def _run_time_problem(path: Path, error: sqlite3.Error) -> rules.Failure | None:
+    """What failed in a transaction (the sentence is the rules'), or None for a bug of ours."""
     code = _primary_code(error)
-    failed = "I couldn't save that" if write else "I couldn't read the bot's data"
-    # A failed write was rolled back; a read changed nothing to begin with.
-    then = " Nothing was changed; {}." if write else " {}."
-
-    def sentence(reason: str, advice: str) -> str:
-        return f"{failed}: {reason}." + then.format(advice if write else advice.capitalize())
-
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
-        return sentence("the bot's disk is full", "tell the bot's operator")
+        return "disk_full"
     if code == sqlite3.SQLITE_READONLY:
-        return sentence("the bot's database is read-only", "tell the bot's operator")
+        return "read_only"
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return sentence("the bot's database is locked by another program", "try again in a minute")
+        return "locked"
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return f"{failed}: the bot's database is damaged. Tell the bot's operator."
+        return "damaged"
     if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
-        # A failed fsync can leave a commit's fate unknown: no promise that nothing changed.
-        return f"{failed}: the bot's disk reported an error. Tell the bot's operator."
+        return "disk_error"  # a failed fsync can leave a commit's fate unknown: no promise
     return None
 
 
@@ -531,18 +506,18 @@ class SQLiteStorage(Storage):
                 async with _transaction(self._db, "BEGIN IMMEDIATE" if write else "BEGIN") as db:
                     yield db
             except sqlite3.Error as error:
-                problem = _run_time_problem(self._path, error, write=write)
+                problem = _run_time_problem(self._path, error)
                 if problem is None:
                     raise  # a constraint or SQL error is a bug of ours, not the disk's
                 log.error("database %s: %s (%s)", self._path, error, getattr(error, "sqlite_errorname", "?"))
-                raise StorageError(problem) from error
+                raise StorageError(rules.failure_sentence(problem, write=write)) from error
 
     async def _write_audit(
-        self, db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str
+        self, db: aiosqlite.Connection, guild_id: int, actor_id: int, line: rules.AuditLine
     ) -> None:
         await db.execute(
             "INSERT INTO audit_log (guild_id, actor_id, action, detail, at) VALUES (?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, detail, _to_db(self._clock())),
+            (guild_id, actor_id, line.action, line.detail, _to_db(self._clock())),
         )
 
     # -- settings -------------------------------------------------------------------------------
@@ -551,13 +526,12 @@ class SQLiteStorage(Storage):
             return await _read_settings(db, guild_id)
 
     async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
-        clean = validate_settings(changes)
+        clean = rules.validate_settings(changes)
         async with self._tx(write=True) as db:
             old = await _read_settings(db, guild_id)
-            changed = {name: value for name, value in clean.items() if getattr(old, name) != value}
-            if not changed:
+            new, audit = rules.settings_change(old, clean)
+            if not audit:
                 return old  # nothing to write, nothing to audit
-            new = dataclasses.replace(old, **changed)
             await db.execute(
                 """INSERT INTO guild_settings (guild_id, passages_per_answer, default_visibility,
                        mention_replies, cooldown_seconds, strictness, moderator_role_id)
@@ -579,13 +553,8 @@ class SQLiteStorage(Storage):
                     new.moderator_role_id,
                 ),
             )
-            for name, value in changed.items():
-                if name == "moderator_role_id":
-                    action = "modrole.clear" if value is None else "modrole.set"
-                else:
-                    action = "settings.set"
-                detail = f"{name}: {_show(getattr(old, name))} -> {_show(value)}"
-                await self._write_audit(db, guild_id, actor_id, action, detail)
+            for line in audit:
+                await self._write_audit(db, guild_id, actor_id, line)
             return new
 
     # -- channels -------------------------------------------------------------------------------
@@ -596,16 +565,15 @@ class SQLiteStorage(Storage):
     async def set_channel_rule(
         self, guild_id: int, channel_id: int, rule: Literal["allow", "deny", "clear"], actor_id: int
     ) -> ChannelRules:
-        if rule not in ("allow", "deny", "clear"):
-            raise ValueError("channel rule must be allow, deny or clear")
+        rule = rules.validate_channel_rule(rule)
         async with self._tx(write=True) as db:
             row = await _one(
                 db,
                 "SELECT rule FROM channel_rules WHERE guild_id = ? AND channel_id = ?",
                 (guild_id, channel_id),
             )
-            old = str(row["rule"]) if row else "clear"
-            if old != rule:
+            old = cast(rules.ChannelRule, str(row["rule"])) if row else "clear"
+            if audit := rules.channel_rule_change(channel_id, old, rule):
                 if rule == "clear":
                     await db.execute(
                         "DELETE FROM channel_rules WHERE guild_id = ? AND channel_id = ?",
@@ -617,15 +585,14 @@ class SQLiteStorage(Storage):
                            ON CONFLICT (guild_id, channel_id) DO UPDATE SET rule = excluded.rule""",
                         (guild_id, channel_id, rule),
                     )
-                detail = f"channel {channel_id}: {_rule_label(old)} -> {_rule_label(rule)}"
-                await self._write_audit(db, guild_id, actor_id, f"channels.{rule}", detail)
+                await self._write_audit(db, guild_id, actor_id, audit)
             return await _read_channel_rules(db, guild_id)
 
     # -- documents ------------------------------------------------------------------------------
     async def add_document(
         self, guild_id: int, name: str, title: str, text: str, actor_id: int
     ) -> StoredDocument:
-        validate_document_name(name)
+        rules.validate_document_name(name)
         doc = StoredDocument(
             guild_id=guild_id,
             name=name,
@@ -635,31 +602,16 @@ class SQLiteStorage(Storage):
             added_at=_utc(self._clock()),
             size_bytes=len(text.encode("utf-8")),
         )
-        limits = self.document_limits
-        if doc.size_bytes > limits.max_document_bytes:
-            raise DocumentLimitError(
-                f"`{name}` is {megabytes(doc.size_bytes)} MB; the limit for one document is "
-                f"{megabytes(limits.max_document_bytes)} MB"
-            )
+        rules.check_document_size(name, doc.size_bytes, self.document_limits)
         async with self._tx(write=True) as db:
             # The check is inside the write transaction (IMMEDIATE: the write lock is held), so no
             # other add can land between counting and inserting.
             existing = await _one(
                 db, "SELECT size_bytes FROM documents WHERE guild_id = ? AND name = ?", (guild_id, name)
             )
-            usage = await _document_usage(db, guild_id, limits)
-            if existing is None and usage.count >= limits.max_documents:
-                raise DocumentLimitError(
-                    f"this server already has {usage.count} of {limits.max_documents} documents; "
-                    "remove one first (`/admin documents remove`)"
-                )
-            others = usage.total_bytes - (int(existing["size_bytes"]) if existing else 0)
-            if others + doc.size_bytes > limits.max_total_bytes:
-                raise DocumentLimitError(
-                    f"`{name}` is {megabytes(doc.size_bytes)} MB and this server's other documents "
-                    f"already use {megabytes(others)} of {megabytes(limits.max_total_bytes)} MB; "
-                    "remove one first or add a smaller file"
-                )
+            usage = await _document_usage(db, guild_id, self.document_limits)
+            replaced = int(existing["size_bytes"]) if existing else None
+            audit = rules.document_add(name, doc.size_bytes, usage, replaced)  # refuses past the caps
             await db.execute(
                 """INSERT INTO documents (guild_id, name, title, text, added_by, added_at, size_bytes)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -668,10 +620,7 @@ class SQLiteStorage(Storage):
                        added_at = excluded.added_at, size_bytes = excluded.size_bytes""",
                 (guild_id, name, title, text, actor_id, _to_db(doc.added_at), doc.size_bytes),
             )
-            verb = "replaced" if existing else "added"
-            await self._write_audit(
-                db, guild_id, actor_id, "documents.add", f"{name} {verb} ({doc.size_bytes} bytes)"
-            )
+            await self._write_audit(db, guild_id, actor_id, audit)
         return doc
 
     async def list_documents(self, guild_id: int) -> list[StoredDocument]:
@@ -690,7 +639,7 @@ class SQLiteStorage(Storage):
             )
             if cursor.rowcount == 0:
                 return False
-            await self._write_audit(db, guild_id, actor_id, "documents.remove", name)
+            await self._write_audit(db, guild_id, actor_id, rules.document_removed(name))
         return True
 
     # -- question log ---------------------------------------------------------------------------
@@ -769,8 +718,7 @@ class SQLiteStorage(Storage):
 
     # -- feedback -------------------------------------------------------------------------------
     async def record_feedback(self, guild_id: int, passage_id: str, user_id: int, vote: int) -> None:
-        if isinstance(vote, bool) or vote not in (1, -1):
-            raise ValueError("vote must be +1 or -1")
+        rules.validate_vote(vote)
         async with self._tx(write=True) as db:
             await db.execute(
                 """INSERT INTO feedback (guild_id, passage_id, user_id, vote, voted_at) VALUES (?, ?, ?, ?, ?)
@@ -802,8 +750,7 @@ class SQLiteStorage(Storage):
                        blocked_at = excluded.blocked_at""",
                 (guild_id, user_id, actor_id, reason, _to_db(self._clock())),
             )
-            detail = f"user {user_id}" + (f": {reason}" if reason else "")
-            await self._write_audit(db, guild_id, actor_id, "block", detail)
+            await self._write_audit(db, guild_id, actor_id, rules.blocked(user_id, reason))
 
     async def unblock_user(self, guild_id: int, user_id: int, actor_id: int) -> bool:
         async with self._tx(write=True) as db:
@@ -812,7 +759,7 @@ class SQLiteStorage(Storage):
             )
             if cursor.rowcount == 0:
                 return False
-            await self._write_audit(db, guild_id, actor_id, "unblock", f"user {user_id}")
+            await self._write_audit(db, guild_id, actor_id, rules.unblocked(user_id))
         return True
 
     async def is_blocked(self, guild_id: int, user_id: int) -> bool:

@@ -1,4 +1,9 @@
-"""SQLiteStorage against a real database file in tmp_path."""
+"""Every storage method, on both backends: SQLite on a real file, PostgreSQL on a real server.
+
+``store`` and ``backend`` (tests/storage_backends.py) run each test once per backend; what only
+one backend has (SQLite's pragmas, PostgreSQL's pool and restarts) is tested on that one alone,
+here and in tests/test_storage_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from storage_backends import Backend
 
 from bot.storage import (
     ChannelRules,
@@ -16,10 +22,13 @@ from bot.storage import (
     GuildSettings,
     QuestionStats,
     SQLiteStorage,
+    Storage,
     StorageError,
     open_storage,
+    schema,
 )
 from bot.storage import sqlite as sqlite_backend
+from bot.storage.postgres import PostgresStorage
 
 G1, G2 = 1, 2
 MOD, OTHER_MOD = 100, 101
@@ -37,30 +46,19 @@ class Clock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "bot.db"  # parent does not exist yet: open() must create it
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: Clock) -> AsyncIterator[SQLiteStorage]:
-    storage = SQLiteStorage(db_path, clock=clock)
+async def store(backend: Backend, clock: Clock) -> AsyncIterator[Storage]:
+    storage = backend.storage(clock=clock)
     await storage.open()
     yield storage
     await storage.close()
 
 
-def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
-    """Read the file with the plain sqlite3 module, bypassing the storage under test."""
-    with sqlite3.connect(path) as conn:
-        return list(conn.execute(sql))
-
-
-async def populate(store: SQLiteStorage, guild_id: int) -> int:
+async def populate(store: Storage, guild_id: int) -> int:
     """Write one of everything for ``guild_id``; returns the id of its logged miss."""
     await store.update_settings(guild_id, MOD, cooldown_seconds=30, moderator_role_id=555)
     await store.set_channel_rule(guild_id, 10, "allow", MOD)
@@ -74,7 +72,7 @@ async def populate(store: SQLiteStorage, guild_id: int) -> int:
 
 
 # -- settings ---------------------------------------------------------------------------------------
-async def test_unknown_guild_gets_defaults(store: SQLiteStorage) -> None:
+async def test_unknown_guild_gets_defaults(store: Storage) -> None:
     assert await store.get_settings(G1) == GuildSettings()
     assert await store.get_channel_rules(G1) == ChannelRules()
     assert await store.list_documents(G1) == []
@@ -87,7 +85,7 @@ async def test_unknown_guild_gets_defaults(store: SQLiteStorage) -> None:
     assert await store.audit_log(G1) == []
 
 
-async def test_update_settings_round_trip(store: SQLiteStorage) -> None:
+async def test_update_settings_round_trip(store: Storage) -> None:
     updated = await store.update_settings(
         G1,
         MOD,
@@ -129,21 +127,21 @@ async def test_update_settings_round_trip(store: SQLiteStorage) -> None:
     ],
 )
 async def test_update_settings_rejects_bad_values(
-    store: SQLiteStorage, name: str, value: object, message: str
+    store: Storage, name: str, value: object, message: str
 ) -> None:
     with pytest.raises(ValueError) as excinfo:
         await store.update_settings(G1, MOD, **{name: value})
     assert str(excinfo.value) == message
 
 
-async def test_one_bad_value_applies_nothing(store: SQLiteStorage) -> None:
+async def test_one_bad_value_applies_nothing(store: Storage) -> None:
     with pytest.raises(ValueError):
         await store.update_settings(G1, MOD, cooldown_seconds=30, passages_per_answer=9)
     assert await store.get_settings(G1) == GuildSettings()
     assert await store.audit_log(G1) == []
 
 
-async def test_settings_changes_are_audited(store: SQLiteStorage, clock: Clock) -> None:
+async def test_settings_changes_are_audited(store: Storage, clock: Clock) -> None:
     await store.update_settings(G1, MOD, cooldown_seconds=30)
     clock.now = START + dt.timedelta(minutes=1)
     await store.update_settings(G1, OTHER_MOD, mention_replies=False, moderator_role_id=555)
@@ -164,7 +162,7 @@ async def test_settings_changes_are_audited(store: SQLiteStorage, clock: Clock) 
 
 
 # -- channels ---------------------------------------------------------------------------------------
-async def test_channel_rules_allow_deny_clear(store: SQLiteStorage) -> None:
+async def test_channel_rules_allow_deny_clear(store: Storage) -> None:
     rules = await store.set_channel_rule(G1, 10, "allow", MOD)
     assert rules == ChannelRules(allowed={10})
     assert rules.permits(10) and not rules.permits(99)
@@ -188,7 +186,7 @@ async def test_channel_rules_allow_deny_clear(store: SQLiteStorage) -> None:
     ]
 
 
-async def test_bad_channel_rule_is_rejected(store: SQLiteStorage) -> None:
+async def test_bad_channel_rule_is_rejected(store: Storage) -> None:
     with pytest.raises(ValueError):
         await store.set_channel_rule(G1, 10, "open", MOD)  # type: ignore[arg-type]
 
@@ -202,7 +200,7 @@ def test_channel_rules_permits() -> None:
 
 
 # -- documents --------------------------------------------------------------------------------------
-async def test_documents_add_replace_list_remove(store: SQLiteStorage, clock: Clock) -> None:
+async def test_documents_add_replace_list_remove(store: Storage, clock: Clock) -> None:
     doc = await store.add_document(G1, "faq.md", "FAQ", "café", MOD)
     assert doc.size_bytes == 5  # UTF-8 bytes, not characters
     assert doc.added_at == START and doc.added_by == MOD
@@ -246,7 +244,7 @@ async def test_documents_add_replace_list_remove(store: SQLiteStorage, clock: Cl
         "a" * 62 + ".md",  # 65 characters
     ],
 )
-async def test_invalid_document_names_are_rejected(store: SQLiteStorage, name: str) -> None:
+async def test_invalid_document_names_are_rejected(store: Storage, name: str) -> None:
     with pytest.raises(ValueError, match="document names must be"):
         await store.add_document(G1, name, "t", "text", MOD)
     assert await store.list_documents(G1) == []
@@ -254,12 +252,12 @@ async def test_invalid_document_names_are_rejected(store: SQLiteStorage, name: s
 
 
 @pytest.mark.parametrize("name", ["faq.md", "Notes-2024_v1.2.txt", "a.md", "a" * 61 + ".md"])
-async def test_valid_document_names_are_accepted(store: SQLiteStorage, name: str) -> None:
+async def test_valid_document_names_are_accepted(store: Storage, name: str) -> None:
     assert (await store.add_document(G1, name, "t", "text", MOD)).name == name
 
 
 # -- question log -----------------------------------------------------------------------------------
-async def test_log_and_get_question(store: SQLiteStorage) -> None:
+async def test_log_and_get_question(store: Storage) -> None:
     first = await store.log_question(G1, 10, 7, "Who won?", True, "p3", 12.5)
     second = await store.log_question(G1, 10, 8, "Why?", False, None, 4.0)
     assert second > first
@@ -274,12 +272,11 @@ async def test_log_and_get_question(store: SQLiteStorage) -> None:
     assert await store.get_question(G1, second + 1) is None
 
 
-async def test_times_are_stored_and_returned_in_utc(
-    store: SQLiteStorage, clock: Clock, db_path: Path
-) -> None:
+async def test_times_are_stored_and_returned_in_utc(store: Storage, clock: Clock, backend: Backend) -> None:
     clock.now = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 12:00 UTC
     question_id = await store.log_question(G1, 10, 7, "q", True, None, 1.0)
-    assert raw(db_path, "SELECT asked_at FROM questions") == [("2024-05-01T12:00:00.000000+00:00",)]
+    stored = {"sqlite": "2024-05-01T12:00:00.000000+00:00", "postgresql": START}  # text; TIMESTAMPTZ
+    assert await backend.rows("SELECT asked_at FROM questions") == [(stored[backend.name],)]
     question = await store.get_question(G1, question_id)
     assert question is not None and question.asked_at == START and question.asked_at.tzinfo == dt.UTC
     # A naive ``since`` means UTC, not the server's local time.
@@ -288,7 +285,7 @@ async def test_times_are_stored_and_returned_in_utc(
     assert (await store.question_stats(G1, since=naive + dt.timedelta(seconds=1))).answered == 0
 
 
-async def test_question_stats_window_and_median(store: SQLiteStorage, clock: Clock) -> None:
+async def test_question_stats_window_and_median(store: Storage, clock: Clock) -> None:
     # Two days ago: 1 answered, 1 missed.
     clock.now = START - dt.timedelta(days=2)
     await store.log_question(G1, 10, 7, "old a", True, "p1", 100.0)
@@ -307,7 +304,7 @@ async def test_question_stats_window_and_median(store: SQLiteStorage, clock: Clo
     assert await store.question_stats(G1, since=START + dt.timedelta(days=1)) == QuestionStats()
 
 
-async def test_recent_misses_newest_first(store: SQLiteStorage, clock: Clock) -> None:
+async def test_recent_misses_newest_first(store: Storage, clock: Clock) -> None:
     for minute in range(5):
         clock.now = START + dt.timedelta(minutes=minute)
         await store.log_question(G1, 10, 7, f"miss {minute}", False, None, 1.0)
@@ -318,7 +315,7 @@ async def test_recent_misses_newest_first(store: SQLiteStorage, clock: Clock) ->
 
 
 # -- feedback ---------------------------------------------------------------------------------------
-async def test_feedback_upsert_and_summary(store: SQLiteStorage) -> None:
+async def test_feedback_upsert_and_summary(store: Storage) -> None:
     await store.record_feedback(G1, "p1", 7, +1)
     await store.record_feedback(G1, "p1", 7, -1)  # same user changes their mind: replaces
     await store.record_feedback(G1, "p1", 8, -1)
@@ -335,14 +332,14 @@ async def test_feedback_upsert_and_summary(store: SQLiteStorage) -> None:
 
 
 @pytest.mark.parametrize("vote", [0, 2, -2, True])
-async def test_feedback_rejects_bad_votes(store: SQLiteStorage, vote: int) -> None:
+async def test_feedback_rejects_bad_votes(store: Storage, vote: int) -> None:
     with pytest.raises(ValueError, match=r"vote must be \+1 or -1"):
         await store.record_feedback(G1, "p1", 7, vote)
     assert await store.feedback_summary(G1) == []
 
 
 # -- blocks -----------------------------------------------------------------------------------------
-async def test_block_and_unblock(store: SQLiteStorage, clock: Clock) -> None:
+async def test_block_and_unblock(store: Storage, clock: Clock) -> None:
     await store.block_user(G1, 7, MOD, "spam")
     assert await store.is_blocked(G1, 7)
     assert not await store.is_blocked(G1, 8)
@@ -372,7 +369,7 @@ async def test_block_and_unblock(store: SQLiteStorage, clock: Clock) -> None:
 
 
 # -- isolation and persistence ----------------------------------------------------------------------
-async def test_guilds_are_isolated(store: SQLiteStorage) -> None:
+async def test_guilds_are_isolated(store: Storage) -> None:
     miss_id = await populate(store, G1)
 
     # Guild 2 sees none of it, through every read method...
@@ -401,13 +398,13 @@ async def test_guilds_are_isolated(store: SQLiteStorage) -> None:
     assert await store.is_blocked(G1, 8)
 
 
-async def test_everything_survives_close_and_reopen(db_path: Path, clock: Clock) -> None:
-    first = SQLiteStorage(db_path, clock=clock)
+async def test_everything_survives_close_and_reopen(backend: Backend, clock: Clock) -> None:
+    first = backend.storage(clock=clock)
     await first.open()
     miss_id = await populate(first, G1)
     await first.close()
 
-    second = SQLiteStorage(db_path, clock=clock)
+    second = backend.storage(clock=clock)
     await second.open()
     try:
         assert await second.get_settings(G1) == GuildSettings(cooldown_seconds=30, moderator_role_id=555)
@@ -428,99 +425,136 @@ async def test_everything_survives_close_and_reopen(db_path: Path, clock: Clock)
 
 
 # -- schema and connection --------------------------------------------------------------------------
-async def test_migrates_an_empty_file(db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True)
-    db_path.touch()  # a zero-byte file is a valid, empty SQLite database
-    storage = SQLiteStorage(db_path)
+TABLES = {"guild_settings", "channel_rules", "documents", "questions", "feedback", "blocks", "audit_log"}
+
+
+async def test_migrates_an_empty_database(backend: Backend) -> None:
+    storage = backend.storage()
     await storage.open()
     await storage.close()
-    assert raw(db_path, "PRAGMA user_version") == [(len(sqlite_backend.MIGRATIONS),)]
-    tables = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {
-        "guild_settings",
-        "channel_rules",
-        "documents",
-        "questions",
-        "feedback",
-        "blocks",
-        "audit_log",
-    } <= tables
+    assert await backend.schema_version() == len(backend.module.MIGRATIONS)
+    assert await backend.tables() >= TABLES
+
+
+async def test_sqlite_migrates_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    path.touch()  # a zero-byte file is a valid, empty SQLite database
+    storage = SQLiteStorage(path)
+    await storage.open()
+    await storage.close()
+    with sqlite3.connect(path) as conn:
+        assert list(conn.execute("PRAGMA user_version")) == [(len(sqlite_backend.MIGRATIONS),)]
 
 
 async def test_upgrades_an_older_schema_and_keeps_data(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    storage = SQLiteStorage(db_path)
+    storage = backend.storage()
     await storage.open()
     await storage.update_settings(G1, MOD, cooldown_seconds=30)
     await storage.close()
-    current = len(sqlite_backend.MIGRATIONS)
+    current = len(backend.module.MIGRATIONS)
 
-    # A newer release adds a step; opening the old file runs just that step.
+    # A newer release adds a step; opening the old database runs just that step.
     new_step = ("CREATE TABLE extra (id INTEGER PRIMARY KEY)", "INSERT INTO extra (id) VALUES (1)")
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, new_step))
-    storage = SQLiteStorage(db_path)
+    monkeypatch.setattr(backend.module, "MIGRATIONS", (*backend.module.MIGRATIONS, new_step))
+    storage = backend.storage()
     await storage.open()
     try:
         assert (await storage.get_settings(G1)).cooldown_seconds == 30
     finally:
         await storage.close()
-    assert raw(db_path, "PRAGMA user_version") == [(current + 1,)]
-    assert raw(db_path, "SELECT id FROM extra") == [(1,)]
+    assert await backend.schema_version() == current + 1
+    assert await backend.rows("SELECT id FROM extra") == [(1,)]
 
 
 async def test_failed_migration_leaves_the_old_version(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    storage = SQLiteStorage(db_path)
+    storage = backend.storage()
     await storage.open()
     await storage.close()
-    current = len(sqlite_backend.MIGRATIONS)
+    current = len(backend.module.MIGRATIONS)
 
     broken = ("CREATE TABLE half_done (id INTEGER)", "THIS IS NOT SQL")
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, broken))
-    with pytest.raises(sqlite3.OperationalError):
-        await SQLiteStorage(db_path).open()
-    assert raw(db_path, "PRAGMA user_version") == [(current,)]
-    assert raw(db_path, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
+    monkeypatch.setattr(backend.module, "MIGRATIONS", (*backend.module.MIGRATIONS, broken))
+    with pytest.raises(backend.sql_error):  # a broken migration is our bug: its traceback, not a line
+        await backend.storage().open()
+    assert await backend.schema_version() == current
+    assert "half_done" not in await backend.tables()
 
 
-async def test_refuses_a_newer_schema(db_path: Path) -> None:
-    storage = SQLiteStorage(db_path)
+async def test_refuses_a_newer_schema(backend: Backend) -> None:
+    storage = backend.storage()
     await storage.open()
     await storage.close()
-    newer = len(sqlite_backend.MIGRATIONS) + 1
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(f"PRAGMA user_version = {newer}")
+    newer = len(backend.module.MIGRATIONS) + 1
+    await backend.set_schema_version(newer)
 
-    storage = SQLiteStorage(db_path)
-    with pytest.raises(StorageError, match=f"schema version {newer}"):
+    storage = backend.storage()
+    with pytest.raises(StorageError, match=f"schema version {newer}, but this articlebot only knows"):
         await storage.open()
     await storage.close()  # harmless after a failed open
     with pytest.raises(RuntimeError, match="not open"):
         await storage.get_settings(G1)
 
 
-async def test_connection_pragmas(store: SQLiteStorage, db_path: Path) -> None:
-    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]  # WAL is stored in the file itself
-    assert db_path.parent.is_dir()
-    # The rest are per connection: look at the storage's own.
-    conn = store._db
-    assert conn is not None
-    for pragma, expected in [("synchronous", 2), ("foreign_keys", 1), ("busy_timeout", 5000)]:
-        async with conn.execute(f"PRAGMA {pragma}") as cursor:
-            row = await cursor.fetchone()
-            assert row is not None and row[0] == expected, pragma
+@pytest.mark.parametrize("setting", [s for s in schema.SETTINGS if s.low is not None], ids=lambda s: s.name)
+async def test_the_databases_checks_agree_with_the_settings_schema(
+    store: Storage, backend: Backend, setting: schema.Setting[object]
+) -> None:
+    """The CHECKs are frozen in migrations; a range changed in schema.py alone must fail here."""
+    assert setting.low is not None and setting.high is not None
+    step = 1 if setting.kind == "int" else 0.01
+
+    async def insert(guild_id: int, value: float) -> None:
+        values = {s.name: repr(s.default) for s in schema.SETTINGS if s.name != "moderator_role_id"}
+        values["mention_replies"] = backend.true
+        values[setting.name] = repr(value)
+        await backend.rows(
+            f"INSERT INTO guild_settings (guild_id, {', '.join(values)}) VALUES ({guild_id}, "
+            + ", ".join(values.values())
+            + ")"
+        )
+
+    await insert(1, setting.low)
+    await insert(2, setting.high)
+    for guild_id, outside in ((3, setting.low - step), (4, setting.high + step)):
+        with pytest.raises(Exception, match=r"(?i)check"):
+            await insert(guild_id, outside)
+    assert [getattr(await store.get_settings(g), setting.name) for g in (1, 2)] == [
+        setting.low,
+        setting.high,
+    ]
+    assert await store.get_settings(3) == GuildSettings()  # refused rows: nothing stored
 
 
-async def test_close_is_idempotent_and_methods_then_fail(store: SQLiteStorage) -> None:
+async def test_sqlite_connection_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    store = SQLiteStorage(path)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as other:  # WAL is stored in the file itself
+            assert list(other.execute("PRAGMA journal_mode")) == [("wal",)]
+        # The rest are per connection: look at the storage's own.
+        conn = store._db
+        assert conn is not None
+        for pragma, expected in [("synchronous", 2), ("foreign_keys", 1), ("busy_timeout", 5000)]:
+            async with conn.execute(f"PRAGMA {pragma}") as cursor:
+                row = await cursor.fetchone()
+                assert row is not None and row[0] == expected, pragma
+    finally:
+        await store.close()
+
+
+async def test_close_is_idempotent_and_methods_then_fail(store: Storage) -> None:
     await store.close()
     await store.close()
     with pytest.raises(RuntimeError, match="storage is not open"):
         await store.log_question(G1, 10, 7, "q", True, None, 1.0)
 
 
-async def test_concurrent_writes_all_land(store: SQLiteStorage) -> None:
+async def test_concurrent_writes_all_land(store: Storage) -> None:
     ids = await asyncio.gather(
         *(store.log_question(G1, 10, n, f"q{n}", True, None, float(n)) for n in range(50))
     )
@@ -530,7 +564,7 @@ async def test_concurrent_writes_all_land(store: SQLiteStorage) -> None:
 
 
 async def test_a_failed_write_rolls_back_and_the_connection_recovers(
-    store: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+    store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken_audit(*args: object) -> None:
         raise RuntimeError("disk on fire")
@@ -545,19 +579,24 @@ async def test_a_failed_write_rolls_back_and_the_connection_recovers(
 
 
 # -- factory ----------------------------------------------------------------------------------------
-def test_open_storage_accepts_paths_and_sqlite_urls(tmp_path: Path) -> None:
+def test_open_storage_accepts_paths_and_sqlite_and_postgresql_urls(tmp_path: Path) -> None:
     plain = open_storage(str(tmp_path / "a.db"))
     assert isinstance(plain, SQLiteStorage) and plain.path == tmp_path / "a.db"
     relative = open_storage("sqlite:///data/bot.db")
     assert isinstance(relative, SQLiteStorage) and relative.path == Path("data/bot.db")
     absolute = open_storage(f"sqlite:///{tmp_path}/b.db")  # four slashes in total
     assert isinstance(absolute, SQLiteStorage) and absolute.path == tmp_path / "b.db"
+    server = open_storage("postgresql://bot:s3cret@db.example:6543/articlebot", pool_size=7)
+    assert isinstance(server, PostgresStorage)
+    assert (server.label, server.pool_size) == ("db.example:6543/articlebot", 7)
+    short = open_storage("postgres://bot@localhost/bot")
+    assert isinstance(short, PostgresStorage) and short.label == "localhost:5432/bot" and short.pool_size == 4
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://bot@localhost/bot", "unsupported storage scheme 'postgresql'"),
+        ("postgresql://", "needs at least a host"),
         ("mysql://x", "unsupported storage scheme 'mysql'"),
         ("sqlite://bot.db", "three slashes"),
         ("sqlite:///", "empty"),
