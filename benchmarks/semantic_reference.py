@@ -1,4 +1,4 @@
-"""Write tests/data/minilm_reference.json: reference vectors from the model's own implementation.
+"""Write tests/minilm_reference.json: reference vectors from the model's own implementation.
 
 The bot runs all-MiniLM-L6-v2 as an int8 ONNX file on onnxruntime, with pooling written here. The
 reference is the other path: the original fp32 weights (model.safetensors) through the
@@ -24,7 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "tests" / "data" / "minilm_reference.json"
+OUT = ROOT / "tests" / "minilm_reference.json"
 
 
 def texts() -> list[str]:

@@ -1,6 +1,6 @@
 """The semantic stage on the real model: offline, right vectors, cached, switchable.
 
-Reference vectors (tests/data/minilm_reference.json) come from the other implementation: the fp32
+Reference vectors (tests/minilm_reference.json) come from the other implementation: the fp32
 weights through sentence-transformers on torch (benchmarks/semantic_reference.py); the bot runs the
 int8 ONNX file with its own tokenizer call and pooling, so a wrong pooling, truncation or
 normalisation shows here. The published similarities are sentence-transformers' quickstart figures.
@@ -33,7 +33,7 @@ from bot.engine.semantic import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = json.loads((ROOT / "tests" / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
+REFERENCE = json.loads((ROOT / "tests" / "minilm_reference.json").read_text(encoding="utf-8"))
 
 # Run in a fresh interpreter: every socket refuses before anything is imported, so a download, a
 # telemetry ping or a hub lookup would fail (and is recorded even if the caller swallowed it).
