@@ -20,10 +20,13 @@ Not wired into ranking yet: the engine stays lexical until the fusion is measure
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -148,6 +151,7 @@ class Embedder:
         self.dimension = DIMENSION
         self.texts_encoded = 0
         self._count_lock = threading.Lock()
+        _release_freed_memory()
         self.load_seconds = time.perf_counter() - started
 
     def encode(self, texts: Sequence[str]) -> Vectors:
@@ -258,6 +262,14 @@ def _check(keys: Any, vectors: Any, dimension: int) -> None:
     norms = np.linalg.norm(vectors, axis=1)
     if len(keys) and not np.all(np.abs(norms - 1) < 1e-3):
         raise ValueError("vectors not unit length")
+
+
+def _release_freed_memory() -> None:
+    """Hand back to the system what the session build freed (the parsed file, the int8 weights it
+    folded to fp32): glibc keeps it otherwise. Measured: RSS added by a load 189 MB -> 130 MB."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _sha256(path: Path) -> str:
