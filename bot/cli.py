@@ -130,6 +130,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"{stats.documents} documents, {stats.passages} passages, {stats.vocabulary} terms, "
         f"built in {stats.build_seconds * 1000:.0f} ms ({seconds * 1000:.0f} ms with loading)"
     )
+    print(stats.semantic)
     return EXIT_OK
 
 

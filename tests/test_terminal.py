@@ -68,6 +68,12 @@ def test_after_a_plain_pip_install_ask_answers_from_any_folder(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["answered"] and "owned by Musk" in answer["answer"]["sentence"]
+    # The semantic stage's tokenizer ships as package data, and the installed copy finds its model.
+    assert Path(site, "bot", "engine", "tokenizer", "all-MiniLM-L6-v2-tokenizer.json").is_file()
+    index = subprocess.run(
+        [str(venv / "bin" / "articlebot"), "index"], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
+    assert "semantic: available (model all-MiniLM-L6-v2-onnx-int8)" in index.stdout, index.stderr
     # Every package of the source is installed (pyproject lists them by hand).
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "bot").rglob("__init__.py")}
     assert packages and all(Path(site, package, "__init__.py").is_file() for package in packages)

@@ -23,6 +23,7 @@ from .documents import Document, LoadError, load_corpus
 from .index import BM25Params
 from .passages import MAX_WORDS, Passage, make_passages
 from .ranking import Ranker, RankingWeights
+from .semantic import available as semantic_available
 
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 
@@ -34,6 +35,7 @@ class EngineStats:
     vocabulary: int
     build_seconds: float
     load_errors: list[str]
+    semantic: str  # which mode would run: "semantic: available (model …)" or "off: why"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class EngineStats:
             "vocabulary": self.vocabulary,
             "build_seconds": round(self.build_seconds, 4),
             "load_errors": self.load_errors,
+            "semantic": self.semantic,
         }
 
 
@@ -134,6 +137,7 @@ class Engine:
             vocabulary=len(self.index.doc_freq),
             build_seconds=self.build_seconds,
             load_errors=[str(e) for e in self.load_errors],
+            semantic=semantic_available().describe(),
         )
 
 
