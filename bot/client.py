@@ -220,14 +220,20 @@ async def send_private(interaction: discord.Interaction[Any], content: str) -> N
 
 
 async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
-    """A reply that pings no one, sent again if discord.py gave up on a 429 (nothing was created)."""
+    """The one reply to ``message``: it pings no one, and is sent again if discord.py gave up on a 429.
+
+    Its nonce is the triggering message's id, and discord.py sends every nonce with
+    ``enforce_nonce``: a replayed or doubled MESSAGE_CREATE (a resume, a second process on the
+    same shard) gets Discord's first reply back instead of posting a second one.
+    """
     none = discord.AllowedMentions.none()
+    nonce = str(message.id)
 
     async def send() -> discord.Message:
         if delete_after is None:  # discord.py's overloads take no None here
-            return await message.reply(text, mention_author=False, allowed_mentions=none)
+            return await message.reply(text, mention_author=False, allowed_mentions=none, nonce=nonce)
         return await message.reply(
-            text, mention_author=False, allowed_mentions=none, delete_after=delete_after
+            text, mention_author=False, allowed_mentions=none, delete_after=delete_after, nonce=nonce
         )
 
     await outlast_rate_limits(send)

@@ -308,6 +308,25 @@ async def test_rate_limits_are_retried_and_deliver_once(standin: DiscordStandin)
     assert sum(r.status == 429 for r in standin.requests) > 2  # the random ones happened too
 
 
+async def test_enforce_nonce_returns_the_earlier_message_and_creates_nothing(standin: DiscordStandin) -> None:
+    async with running_bot(TinyBot(), standin) as bot:
+        channel = bot.get_channel(int(standin.channel["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        first = await channel.send("once", nonce="trigger-1")
+        again = await channel.send("twice", nonce="trigger-1")  # same nonce: Discord's answer is `first`
+        other = await channel.send("other", nonce="trigger-2")
+    posts = [r for r in standin.requests if r.route == MESSAGES_ROUTE and r.method == "POST"]
+    assert [(r.json["nonce"], r.json["enforce_nonce"]) for r in posts] == [
+        ("trigger-1", True),
+        ("trigger-1", True),
+        ("trigger-2", True),
+    ]
+    assert again.id == first.id and again.content == "once" and other.id != first.id
+    assert [m.content for m in standin.sent_messages(CHANNEL_MESSAGE)] == ["once", "other"]
+    by_bot = [m["content"] for m in standin.messages.values() if m["author"]["id"] == standin.bot_user["id"]]
+    assert by_bot == ["once", "other"]
+
+
 async def test_reconnect_resumes_and_replays_missed_events(standin: DiscordStandin) -> None:
     async with running_bot(TinyBot(), standin) as bot:
         await standin.force_reconnect()

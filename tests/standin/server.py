@@ -66,7 +66,9 @@ REST (``api_base`` = http://127.0.0.1:PORT/api/v10)
     acknowledged (400/40060) or later than ``interaction_deadline`` seconds after dispatch
     (404/10062), follow-up before the initial response (404/10015), missing ``Authorization``.
     The first follow-up after a deferred (type 5) response completes the "thinking" message, as on
-    Discord; later ones are new messages.
+    Discord; later ones are new messages. A channel message created with ``enforce_nonce`` and a
+    nonce used in the last ``NONCE_WINDOW`` seconds answers with the earlier message and creates
+    nothing (its request has ``nonce_replayed`` and is no sent message), as on Discord.
 
 Attachments and CDN
     ``add_attachment(filename, data, content_type)`` (once started) returns an attachment payload
@@ -136,6 +138,9 @@ _MESSAGE_ROUTE_KINDS = {
 }
 
 MESSAGE_CONTENT_INTENT = 1 << 15
+# With enforce_nonce, Discord answers a create whose nonce the same author used "in the past few
+# minutes" with that earlier message and creates nothing.
+NONCE_WINDOW = 300.0
 LOADING = 1 << 7
 # Flags a bot may set on an interaction message: SUPPRESS_EMBEDS, EPHEMERAL, SUPPRESS_NOTIFICATIONS,
 # IS_COMPONENTS_V2.
@@ -296,6 +301,7 @@ class DiscordStandin:
         self.resumes = 0
         self.heartbeats = 0
 
+        self._nonces: dict[str, tuple[str, float]] = {}  # enforce_nonce: nonce -> (message id, when)
         self._forced_429s: list[tuple[Callable[[Request], bool], float, bool]] = []
         self._interactions: dict[str, _Interaction] = {}
         self._interactions_by_token: dict[str, _Interaction] = {}
@@ -623,6 +629,8 @@ class DiscordStandin:
         for r in requests:
             kind = _MESSAGE_ROUTE_KINDS.get((r.method, r.route or ""))
             if kind is None or r.status is None or not 200 <= r.status < 300 or not isinstance(r.json, dict):
+                continue
+            if r.nonce_replayed:
                 continue
             body: Payload = r.json
             callback_type = None
@@ -1394,9 +1402,23 @@ class DiscordStandin:
             if guild_id := self.channels[channel_id].get("guild_id"):
                 ref["guild_id"] = guild_id
             extra.update(type=19, message_reference=ref, referenced_message=target)
+        if body.get("enforce_nonce") and (earlier := self._nonce_seen(body.get("nonce"))) is not None:
+            rec.message, rec.nonce_replayed = earlier, True
+            return self._json(earlier)
         message = self._build_message(channel_id, body, rec.files, **extra)
         rec.message = self.add_message(message)
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            self._nonces[str(body["nonce"])] = (message["id"], time.monotonic())
         return self._json(message)
+
+    def _nonce_seen(self, nonce: Any) -> Payload | None:
+        """The message this author (always the bot here) created lately with ``nonce``, if any."""
+        if nonce is None:
+            return None
+        seen = self._nonces.get(str(nonce))
+        if seen is None or time.monotonic() - seen[1] > NONCE_WINDOW:
+            return None
+        return self.messages.get(seen[0])
 
     def _channel_message(self, rec: Request) -> Payload | None:
         rec.channel_id = rec.params["channel_id"]
