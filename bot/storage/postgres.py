@@ -443,8 +443,7 @@ class PostgresStorage(Storage):
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._payload(change))
 
     async def _coordinate(self) -> asyncpg.Connection:
-        if self._pool is None:
-            raise RuntimeError("storage is not open")
+        # Needs no pool: shards are claimed before open(), so a refused process says one line only.
         if self._coordination is None or self._coordination.is_closed():
             try:
                 conn = await asyncpg.connect(
