@@ -14,11 +14,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import asyncpg
 import pytest
 from storage_backends import ROOT, PostgresBackend
 
 from bot.storage import Change, DocumentLimitError, DocumentLimits, SQLiteStorage, StorageError
-from bot.storage.postgres import PostgresStorage
+from bot.storage.postgres import SHARD_LOCK_NAMESPACE, PostgresStorage
 
 G = 1
 OTHER_G = 2
@@ -209,3 +210,29 @@ async def test_sqlite_has_nothing_to_claim_or_hear(tmp_path: Path) -> None:
         assert heard.changes == []
     finally:
         await store.close()
+
+
+async def test_claims_taken_by_another_while_away_are_told_as_lost(postgres: PostgresBackend) -> None:
+    """The claim's connection dies and another process takes the shard before it is back: the
+    listener hears shards_lost (the bot stops), never a silent second server of the shard."""
+    watcher = await opened(postgres)
+    heard = Heard()
+    rival = await asyncpg.connect(postgres.url)
+    admin = await asyncpg.connect(postgres.url)
+    try:
+        await watcher.claim_shards([0], 2)
+        await watcher.watch(heard)
+        waiting = asyncio.create_task(rival.fetchval("SELECT pg_advisory_lock($1, 0)", SHARD_LOCK_NAMESPACE))
+        await asyncio.sleep(0.2)  # the rival waits on the lock
+        assert not waiting.done()
+        [pid] = await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'articlebot coordination'"
+        )
+        await admin.execute("SELECT pg_terminate_backend($1)", pid["pid"])
+        await asyncio.wait_for(waiting, 5)  # granted the moment the watcher's session ended
+        await heard.wait_for(Change("shards_lost"), timeout=10)
+    finally:
+        await rival.close()
+        await admin.close()
+        await watcher.close()
+    assert heard.changes == [Change("shards_lost")]  # not a resync: it must stop
