@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import discord
 import pytest
 from bot_process import ROOT, BotProcess
@@ -25,6 +26,7 @@ from test_storage_startup import assert_never_online, start_refused
 from bot.client import ArticleBot, ShardedArticleBot, describe_shards, make_bot
 from bot.settings import Settings, SettingsError
 from bot.storage import SQLiteStorage
+from bot.storage import postgres as postgres_backend
 
 BOT_OWNER_ID = 999_000_000_000_000_001
 BURST = 24  # blocks sent at the process that is killed
@@ -295,3 +297,37 @@ async def test_two_processes_split_the_servers_and_share_one_database(
     assert [s.cooldown_seconds for s in settings] == [0, 0]
     assert code == 2 and len(stderr.splitlines()) == 1, stderr
     assert "shard 0 of 2 is already served by another articlebot process" in stderr
+
+
+async def test_a_process_whose_shard_was_taken_while_the_database_was_away_stops(
+    postgres: PostgresBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_on(0, "alpha")
+    storage = postgres.storage()
+    await storage.claim_shards([0], 1)  # as `run` does, before the bot starts
+    settings = Settings(token="t", database=postgres.url, shard_count=1, shard_ids=(0,))
+    rival = await asyncpg.connect(postgres.url)
+    admin_conn = await asyncpg.connect(postgres.url)
+    try:
+        standin = DiscordStandin(guilds=[server.guild])
+        async with standin, running_bot(make_bot(settings, storage), standin) as bot:
+            assert (
+                "**rocket man**"
+                in (await mention(standin, server, server.people[0], "who called Musk a rocket man?")).content
+            )
+            waiting = asyncio.create_task(
+                rival.fetchval("SELECT pg_advisory_lock($1, 0)", postgres_backend.SHARD_LOCK_NAMESPACE)
+            )
+            await asyncio.sleep(0.2)
+            [row] = await admin_conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'articlebot coordination'"
+            )
+            await admin_conn.execute("SELECT pg_terminate_backend($1)", row["pid"])
+            await asyncio.wait_for(waiting, 5)  # the rival holds shard 0 now
+            await eventually(bot.is_closed, timeout=10)
+    finally:
+        await rival.close()
+        await admin_conn.close()
+    assert any(
+        "took this process's shards" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records
+    )
