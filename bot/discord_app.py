@@ -119,9 +119,10 @@ async def run(settings: Settings, storage: Storage) -> None:
             "(ARTICLEBOT_DATABASE=postgresql://…) for one process per shard range"
         )
     try:
-        if settings.shard_count is not None:
-            # First of all: a second process for the same shards stops here, never online.
-            await storage.claim_shards(settings.shard_ids or (), settings.shard_count)
+        # First of all: a second process for the same shards stops here, never online. Unsharded
+        # is shard 0 of 1 (Discord sends it every server): a second unsharded process on the same
+        # PostgreSQL, or one next to sharded ones, would answer servers twice.
+        await storage.claim_shards(settings.shard_ids or (0,), settings.shard_count or 1)
         await storage.open()
     except BaseException:
         await storage.close()  # gives the claims back

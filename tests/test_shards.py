@@ -331,3 +331,20 @@ async def test_a_process_whose_shard_was_taken_while_the_database_was_away_stops
     assert any(
         "took this process's shards" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records
     )
+
+
+async def test_a_second_unsharded_process_on_one_postgresql_is_refused(
+    tmp_path: Path, postgres: PostgresBackend
+) -> None:
+    """Unsharded is shard 0 of 1, Discord's every server: two such processes would answer twice."""
+    env = {"ARTICLEBOT_DATABASE": postgres.url}
+    async with DiscordStandin() as standin, BotProcess(standin, database=tmp_path / "first.db", env=env):
+        connections = len(standin.gateway_connections)
+        code, stderr = await start_refused(standin, tmp_path / "second.db", env_extra=env)
+        assert len(standin.gateway_connections) == connections
+        sharded = {**env, "ARTICLEBOT_SHARD_COUNT": "2", "ARTICLEBOT_SHARD_IDS": "1"}
+        code_sharded, stderr_sharded = await start_refused(standin, tmp_path / "third.db", env_extra=sharded)
+    assert code == 2 and len(stderr.splitlines()) == 1, stderr
+    assert "error: shard 0 of 1 is already served by another articlebot process" in stderr
+    assert code_sharded == 2 and len(stderr_sharded.splitlines()) == 1, stderr_sharded
+    assert "runs with ARTICLEBOT_SHARD_COUNT=1, this one with 2" in stderr_sharded
