@@ -188,6 +188,56 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate_db(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from .storage import SQLiteStorage, StorageError
+    from .storage.migrate import copy_database
+
+    if args.source.strip() == args.target.strip():
+        raise UsageError("FROM and TO are the same database")
+
+    async def migrate() -> dict[str, int]:
+        source = _open_database(args.source, "FROM")
+        if isinstance(source, SQLiteStorage) and not Path(source.path).is_file():
+            raise UsageError(f"FROM: there is no SQLite database at {source.path}")
+        target = _open_database(args.target, "TO")
+        try:
+            await source.open()
+            await target.open()
+            return await copy_database(source, target)
+        finally:
+            await target.close()
+            await source.close()
+
+    try:
+        copied = asyncio.run(migrate())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    rows = ", ".join(f"{table} {n}" for table, n in copied.items())
+    print(f"Copied {sum(copied.values())} rows from {_shown(args.source)} to {_shown(args.target)}: {rows}")
+    return EXIT_OK
+
+
+def _open_database(url_or_path: str, which: str) -> Storage:
+    from .storage import open_storage
+
+    try:
+        return open_storage(url_or_path)
+    except ValueError as exc:
+        raise UsageError(f"{which}: {exc}") from None
+
+
+def _shown(url_or_path: str) -> str:
+    """A database for output: a PostgreSQL URL as host:port/database, never its password."""
+    if "://" in url_or_path and url_or_path.split("://", 1)[0].lower() in ("postgresql", "postgres"):
+        from .storage.postgres import server_label
+
+        return f"PostgreSQL {server_label(url_or_path)}"
+    return url_or_path
+
+
 def cmd_invite(args: argparse.Namespace) -> int:
     from . import discord_app
 
@@ -249,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="one server, instantly (default: $ARTICLEBOT_DEV_GUILD_ID, else global)",
     )
     sync.set_defaults(func=cmd_sync)
+
+    migrate = sub.add_parser(
+        "migrate-db",
+        help="copy every table from one database to another, empty one (SQLite <-> PostgreSQL)",
+    )
+    migrate.add_argument("source", metavar="FROM", help="a SQLite path or sqlite:///path, or postgresql://…")
+    migrate.add_argument("target", metavar="TO", help="the same forms; must hold no data yet")
+    migrate.set_defaults(func=cmd_migrate_db)
 
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -18,7 +18,7 @@ from . import __version__
 from .checks import ADMITTED, Action, Cooldowns, OnCooldown, Refusal, admit, command_action
 from .library import Library
 from .settings import Settings
-from .storage import Storage, StorageError
+from .storage import Change, Storage, StorageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +79,9 @@ class ArticleBot(commands.Bot):
         *,
         commands_only: bool = False,
     ) -> None:
+        sharding: dict[str, Any] = {}
+        if settings.shard_count is not None and isinstance(self, commands.AutoShardedBot):
+            sharding = {"shard_count": settings.shard_count, "shard_ids": list(settings.shard_ids or ())}
         super().__init__(
             command_prefix=commands.when_mentioned,  # unused: no text commands, only slash and mentions
             intents=intents(),
@@ -86,6 +89,7 @@ class ArticleBot(commands.Bot):
             help_command=None,
             owner_ids=set(settings.owner_ids),  # the application's owners join at login (setup_hook)
             tree_cls=ArticleTree,
+            **sharding,
         )
         self.settings = settings
         self.storage = storage
@@ -100,8 +104,28 @@ class ArticleBot(commands.Bot):
         if not self.commands_only:
             await self.storage.open()
             await self.library.load()
+            await self.storage.watch(self.storage_changed)  # other processes on the same database
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+
+    async def storage_changed(self, change: Change) -> None:
+        """Another process changed what this one answers from (PostgreSQL's NOTIFY)."""
+        try:
+            if change.kind == "documents" and change.guild_id is not None:
+                self.library.forget(change.guild_id)
+                log.info("server %s's documents changed in another process", change.guild_id)
+            elif change.kind in ("corpus", "resync"):
+                # resync: notifications may have been missed while the database was away.
+                await self.library.load()
+                log.info(
+                    "corpus reloaded (%s)",
+                    "an owner's reload elsewhere" if change.kind == "corpus" else "resync",
+                )
+            elif change.kind == "shards_lost":
+                log.error("another process took this process's shards while the database was away; stopping")
+                await self.close()
+        except Exception:
+            log.exception("could not apply a change from another process (%s)", change)
 
     async def close(self) -> None:
         try:
@@ -160,14 +184,17 @@ class ArticleBot(commands.Bot):
         if user is None:  # ready means logged in: cannot happen
             return
         servers = len(self.guilds)
+        if self.settings.shard_count is not None:
+            shards = f"shards {describe_shards(self.settings.shard_ids or ())} of {self.settings.shard_count}"
+        else:
+            shards = f"shard {self.shard_id or 0} of {self.shard_count or 1}"
         log.info(
-            "connected as %s (id %s) in %d server%s, shard %d of %d",
+            "connected as %s (id %s) in %d server%s, %s",
             user,
             user.id,
             servers,
             "" if servers == 1 else "s",
-            self.shard_id or 0,
-            self.shard_count or 1,
+            shards,
         )
         if not servers:
             from .discord_app import invite_url  # discord_app imports this module
@@ -179,6 +206,32 @@ class ArticleBot(commands.Bot):
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: mentions are answered by the ask cog's listener."""
+
+
+class ShardedArticleBot(ArticleBot, commands.AutoShardedBot):
+    """The bot over the shards ``ARTICLEBOT_SHARD_IDS`` of ``ARTICLEBOT_SHARD_COUNT``: discord.py's
+    AutoShardedBot, one gateway connection per shard, the same cogs and storage."""
+
+
+def make_bot(settings: Settings, storage: Storage, **options: Any) -> ArticleBot:
+    """A plain ArticleBot unless sharding is configured: unsharded runs stay exactly as they were."""
+    kind = ShardedArticleBot if settings.shard_count is not None else ArticleBot
+    return kind(settings, storage, **options)
+
+
+def describe_shards(shard_ids: Sequence[int]) -> str:
+    """``0-3``, ``0,2``, ``1``: how ARTICLEBOT_SHARD_IDS would say it."""
+    ranges: list[str] = []
+    ids = sorted(shard_ids)
+    start = previous = ids[0] if ids else 0
+    for shard_id in [*ids[1:], None]:
+        if shard_id is not None and shard_id == previous + 1:
+            previous = shard_id
+            continue
+        ranges.append(f"{start}-{previous}" if previous > start else str(start))
+        if shard_id is not None:
+            start = previous = shard_id
+    return ",".join(ranges) if ids else ""
 
 
 async def outlast_rate_limits(send: Callable[[], Awaitable[T]]) -> T:
@@ -220,14 +273,20 @@ async def send_private(interaction: discord.Interaction[Any], content: str) -> N
 
 
 async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
-    """A reply that pings no one, sent again if discord.py gave up on a 429 (nothing was created)."""
+    """The one reply to ``message``: it pings no one, and is sent again if discord.py gave up on a 429.
+
+    Its nonce is the triggering message's id, and discord.py sends every nonce with
+    ``enforce_nonce``: a replayed or doubled MESSAGE_CREATE (a resume, a second process on the
+    same shard) gets Discord's first reply back instead of posting a second one.
+    """
     none = discord.AllowedMentions.none()
+    nonce = str(message.id)
 
     async def send() -> discord.Message:
         if delete_after is None:  # discord.py's overloads take no None here
-            return await message.reply(text, mention_author=False, allowed_mentions=none)
+            return await message.reply(text, mention_author=False, allowed_mentions=none, nonce=nonce)
         return await message.reply(
-            text, mention_author=False, allowed_mentions=none, delete_after=delete_after
+            text, mention_author=False, allowed_mentions=none, delete_after=delete_after, nonce=nonce
         )
 
     await outlast_rate_limits(send)

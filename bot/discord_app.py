@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import aiohttp
 import discord
 
-from .client import ArticleBot
+from .client import describe_shards, make_bot
 from .settings import README_HINT, Settings
-from .storage import Storage
+from .storage import SQLiteStorage, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,28 @@ async def run(settings: Settings, storage: Storage) -> None:
     The database is opened (and checked, and locked to this process) before logging in: a bot
     that could not remember anything never goes online. ``StorageError`` says why.
     """
-    await storage.open()
-    bot = ArticleBot(settings, storage)  # its setup_hook finds the storage open already
+    if (
+        settings.shard_count is not None
+        and not settings.runs_every_shard
+        and isinstance(storage, SQLiteStorage)
+    ):
+        # One process per SQLite file (its lock): the other shards' servers would go unanswered.
+        raise StorageError(
+            f"ARTICLEBOT_SHARD_IDS={describe_shards(settings.shard_ids or ())} runs only some of "
+            f"{settings.shard_count} shards, but a SQLite database serves one process: run every "
+            "shard in this process (leave ARTICLEBOT_SHARD_IDS unset) or use PostgreSQL "
+            "(ARTICLEBOT_DATABASE=postgresql://…) for one process per shard range"
+        )
+    try:
+        # First of all: a second process for the same shards stops here, never online. Unsharded
+        # is shard 0 of 1 (Discord sends it every server): a second unsharded process on the same
+        # PostgreSQL, or one next to sharded ones, would answer servers twice.
+        await storage.claim_shards(settings.shard_ids or (0,), settings.shard_count or 1)
+        await storage.open()
+    except BaseException:
+        await storage.close()  # gives the claims back
+        raise
+    bot = make_bot(settings, storage)  # its setup_hook finds the storage open already
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,7 +150,7 @@ async def sync(settings: Settings, storage: Storage, guild_id: int | None) -> li
     Registering needs the commands, not the database or the index: ``storage`` is never opened,
     so ``sync`` works while the bot runs (and holds the database's lock).
     """
-    bot = ArticleBot(settings, storage, commands_only=True)
+    bot = make_bot(settings, storage, commands_only=True)
     async with bot:
         await bot.login(settings.token)  # runs setup_hook: the cogs add their commands
         if guild_id:

@@ -41,6 +41,8 @@ class Library:
         self.base: Engine | None = None
         self.loaded_at = 0.0  # time.time() of the last corpus load
         self._servers: dict[int, Engine] = {}
+        # Bumped by forget: an engine built from documents read before a change is not cached.
+        self._generations: dict[int, int] = {}
         self._lock = asyncio.Lock()
 
     async def load(self) -> Engine:
@@ -57,6 +59,7 @@ class Library:
             return base
         if (cached := self._servers.get(guild_id)) is not None:
             return cached
+        generation = self._generations.get(guild_id, 0)
         stored = await self.storage.list_documents(guild_id)
         engine = (
             await asyncio.to_thread(base.with_documents, [server_document(d) for d in stored])
@@ -64,7 +67,9 @@ class Library:
             else base
         )
         async with self._lock:
-            if self.base is base:  # a reload in the meantime makes this engine stale
+            # A reload, or a change to the server's documents (here or in another process), in
+            # the meantime makes this engine stale: answer from it once, build again next time.
+            if self.base is base and self._generations.get(guild_id, 0) == generation:
                 self._servers[guild_id] = engine
         return engine
 
@@ -74,6 +79,7 @@ class Library:
 
     def forget(self, guild_id: int) -> None:
         """The server's documents changed: its engine is rebuilt on next use."""
+        self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
         self._servers.pop(guild_id, None)
 
     def sources(self, engine: Engine) -> dict[str, str]:

@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 DEFAULT_DATABASE = "sqlite:///data/articlebot.db"
 DEFAULT_DATABASE_POOL = 4  # connections per process, PostgreSQL only; a bot's queries are short
 MAX_DATABASE_POOL = 100
+MAX_SHARD_COUNT = 4096  # far past any bot's needs (Discord: one shard per 1,000-2,500 servers)
 README_HINT = "see README.md, 'Run it on Discord'"
 # Three base64url segments: the bot's user id, a timestamp, an HMAC. Lengths vary over the years,
 # so check the shape, not exact sizes.
@@ -34,12 +35,27 @@ class Settings:
     owner_ids: frozenset[int] = frozenset()
     dev_guild_id: int | None = None
     log_level: str = "INFO"
+    # None: one process, one connection, as Discord gives an unsharded bot. Set: this process runs
+    # shards ``shard_ids`` (all of them unless ARTICLEBOT_SHARD_IDS says) of ``shard_count``.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count is not None
+
+    @property
+    def runs_every_shard(self) -> bool:
+        return self.shard_count is None or self.shard_ids == tuple(range(self.shard_count))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = True) -> Settings:
         """Read settings from ``env`` (default: the environment, ``.env`` merged in by the CLI)."""
         env = os.environ if env is None else env
         token = check_token(env.get("DISCORD_TOKEN", "")) if require_token else env.get("DISCORD_TOKEN", "")
+        shard_count, shard_ids = _shards(
+            env.get("ARTICLEBOT_SHARD_COUNT", ""), env.get("ARTICLEBOT_SHARD_IDS", "")
+        )
         return cls(
             token=token,
             database=env.get("ARTICLEBOT_DATABASE") or DEFAULT_DATABASE,
@@ -50,6 +66,8 @@ class Settings:
                 iter(_ids(env.get("ARTICLEBOT_DEV_GUILD_ID", ""), "ARTICLEBOT_DEV_GUILD_ID")), None
             ),
             log_level=_level(env.get("ARTICLEBOT_LOG_LEVEL") or "INFO"),
+            shard_count=shard_count,
+            shard_ids=shard_ids,
         )
 
 
@@ -120,6 +138,40 @@ def _pool_size(raw: str) -> int:
             f"got {raw[:24]!r}"
         )
     return int(raw)
+
+
+def _shards(raw_count: str, raw_ids: str) -> tuple[int | None, tuple[int, ...] | None]:
+    """ARTICLEBOT_SHARD_COUNT ("4") and ARTICLEBOT_SHARD_IDS ("0-1", "0,2", "3"; default: all)."""
+    if not raw_count.strip():
+        if raw_ids.strip():
+            raise SettingsError(
+                "ARTICLEBOT_SHARD_IDS needs ARTICLEBOT_SHARD_COUNT, the bot's total shard count"
+            )
+        return None, None
+    count_text = raw_count.strip()
+    if not count_text.isdigit() or not 1 <= int(count_text) <= MAX_SHARD_COUNT:
+        raise SettingsError(
+            f"ARTICLEBOT_SHARD_COUNT must be a number of shards from 1 to {MAX_SHARD_COUNT}, "
+            f"got {raw_count[:24]!r}"
+        )
+    count = int(count_text)
+    if not raw_ids.strip():
+        return count, tuple(range(count))
+    ids: set[int] = set()
+    for part in (p.strip() for p in raw_ids.split(",")):
+        first, dash, last = part.partition("-")
+        if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
+            raise SettingsError(
+                f"ARTICLEBOT_SHARD_IDS must be shard numbers and ranges like 0-1 or 0,2, got {part[:24]!r}"
+            )
+        low, high = int(first), int(last) if dash else int(first)
+        if low > high or high >= count:
+            raise SettingsError(
+                f"ARTICLEBOT_SHARD_IDS: {part!r} is not a range of shards 0 to {count - 1} "
+                f"(ARTICLEBOT_SHARD_COUNT={count})"
+            )
+        ids.update(range(low, high + 1))
+    return count, tuple(sorted(ids))
 
 
 def _level(raw: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import RunBot, all_text, custom_ids, invoke
-from standin import CHANNEL_MESSAGE, DiscordStandin, payloads
+from standin import CHANNEL_MESSAGE, DiscordStandin, Request, eventually, payloads
 
 
 async def test_ask_answers_publicly_with_citations_and_buttons(
@@ -154,3 +154,54 @@ async def test_a_cold_server_index_answers_privately_in_time(
     callback = next(r for r in standin.requests if "/callback" in r.path)
     assert callback.json == {"type": 5, "data": {"flags": 64}}  # deferred, privately, within 3 s
     assert sent.ephemeral and "owned" in all_text(sent)
+
+
+async def test_a_doubled_mention_event_posts_one_answer(standin: DiscordStandin, run_bot: RunBot) -> None:
+    """The same MESSAGE_CREATE twice in one process: handled once (not answered, then refused)."""
+    async with run_bot() as bot:
+        assert bot.user is not None
+        message = standin.message_create(f"<@{bot.user.id}> who called Musk a rocket man?")
+        await standin.dispatch("MESSAGE_CREATE", message)
+        await standin.dispatch("MESSAGE_CREATE", message)
+        await eventually_posts(standin, 1)
+        await standin.dispatch("MESSAGE_CREATE", standin.message_create(f"<@{bot.user.id}> who owns X?"))
+        await eventually_posts(standin, 2)  # a later mention's reply: the doubled one had its chance
+    first, second = standin.sent_messages(CHANNEL_MESSAGE)
+    assert first.content.startswith("**Answer:**") and "**rocket man**" in first.content
+    assert first.request.json["nonce"] == message["id"] and first.request.json["enforce_nonce"] is True
+    assert second.content.startswith("Easy there")  # the cooldown the first answer spent
+
+
+async def test_a_replayed_mention_after_a_restart_gets_discords_first_reply(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    """Delivered again to a new process (a restart, another process on the shard): the nonce is the
+    trigger's id, so Discord answers the second send with the first reply and creates nothing."""
+    async with run_bot() as bot:
+        assert bot.user is not None
+        message = standin.message_create(f"<@{bot.user.id}> who called Musk a rocket man?")
+        await standin.dispatch("MESSAGE_CREATE", message)
+        await eventually_posts(standin, 1)
+    async with run_bot():
+        await standin.dispatch("MESSAGE_CREATE", message)
+        posts = await eventually_posts(standin, 2)
+    assert [(p.json["nonce"], p.json["enforce_nonce"]) for p in posts] == [(message["id"], True)] * 2
+    assert posts[1].nonce_replayed and posts[1].response["id"] == posts[0].response["id"]
+    [reply] = standin.sent_messages(CHANNEL_MESSAGE)
+    assert reply.content.startswith("**Answer:**") and "**rocket man**" in reply.content
+    replies_to_it = [
+        m
+        for m in standin.messages.values()
+        if (m.get("message_reference") or {}).get("message_id") == message["id"]
+    ]
+    assert len(replies_to_it) == 1
+
+
+async def eventually_posts(standin: DiscordStandin, count: int) -> list[Request]:
+    """The bot's first ``count`` answered message creates (each one, replayed nonce or not)."""
+
+    def posts() -> list[Request]:
+        return [r for r in standin.requests if r.route == "/channels/{channel_id}/messages" and r.done]
+
+    await eventually(lambda: len(posts()) >= count, timeout=5)
+    return posts()[:count]

@@ -308,6 +308,92 @@ async def test_rate_limits_are_retried_and_deliver_once(standin: DiscordStandin)
     assert sum(r.status == 429 for r in standin.requests) > 2  # the random ones happened too
 
 
+async def test_enforce_nonce_returns_the_earlier_message_and_creates_nothing(standin: DiscordStandin) -> None:
+    async with running_bot(TinyBot(), standin) as bot:
+        channel = bot.get_channel(int(standin.channel["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        first = await channel.send("once", nonce="trigger-1")
+        again = await channel.send("twice", nonce="trigger-1")  # same nonce: Discord's answer is `first`
+        other = await channel.send("other", nonce="trigger-2")
+    posts = [r for r in standin.requests if r.route == MESSAGES_ROUTE and r.method == "POST"]
+    assert [(r.json["nonce"], r.json["enforce_nonce"]) for r in posts] == [
+        ("trigger-1", True),
+        ("trigger-1", True),
+        ("trigger-2", True),
+    ]
+    assert again.id == first.id and again.content == "once" and other.id != first.id
+    assert [m.content for m in standin.sent_messages(CHANNEL_MESSAGE)] == ["once", "other"]
+    by_bot = [m["content"] for m in standin.messages.values() if m["author"]["id"] == standin.bot_user["id"]]
+    assert by_bot == ["once", "other"]
+
+
+class ShardBot(commands.AutoShardedBot):
+    """One process's share of a sharded bot: records the guilds whose messages it receives."""
+
+    def __init__(self, shard_ids: list[int], shard_count: int) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            shard_ids=shard_ids,
+            shard_count=shard_count,
+        )
+        self.seen_guilds: list[int] = []
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.guild is not None:
+            self.seen_guilds.append(message.guild.id)
+
+
+def sharded_world() -> tuple[DiscordStandin, list[payloads.Payload]]:
+    """A stand-in with two guilds on shard 0 and one on shard 1 (of two)."""
+    owner = payloads.user("owner")
+    guilds = [
+        payloads.guild(
+            f"guild {n} on shard {shard}",
+            id=payloads.snowflake_on_shard(shard, 2),
+            owner_id=owner["id"],
+            channels=[payloads.text_channel("general")],
+            members=[payloads.member(owner)],
+        )
+        for n, shard in enumerate((0, 1, 0))
+    ]
+    return DiscordStandin(guilds=guilds), guilds
+
+
+async def test_sharded_identify_gets_only_its_guilds_and_their_events() -> None:
+    standin, guilds = sharded_world()
+    async with standin:
+        async with (
+            running_bot(ShardBot([0], 2), standin) as first,
+            running_bot(ShardBot([1], 2), standin) as second,
+        ):
+            assert sorted(g.id for g in first.guilds) == sorted(int(guilds[i]["id"]) for i in (0, 2))
+            assert [g.id for g in second.guilds] == [int(guilds[1]["id"])]
+            assert standin.shard_connected(0) and standin.shard_connected(1)
+            for guild in guilds:
+                channel = guild["channels"][0]
+                owner = guild["members"][0]
+                await standin.dispatch(
+                    "MESSAGE_CREATE", standin.message_create("hi", channel=channel, author=owner)
+                )
+            await eventually(lambda: len(first.seen_guilds) + len(second.seen_guilds) == 3)
+        identified = [m["d"]["shard"] for m in standin.gateway_received if m["op"] == 2]
+    assert sorted(identified) == [[0, 2], [1, 2]]
+    assert first.seen_guilds == [int(guilds[0]["id"]), int(guilds[2]["id"])]
+    assert second.seen_guilds == [int(guilds[1]["id"])]
+    standin.assert_clean()
+
+
+async def test_an_impossible_shard_is_closed_with_4010() -> None:
+    standin, _ = sharded_world()
+    async with standin:
+        with pytest.raises(discord.ConnectionClosed) as closed:
+            async with running_bot(ShardBot([2], 2), standin):
+                pass
+    assert closed.value.code == 4010 and standin.identifies == 1
+
+
 async def test_reconnect_resumes_and_replays_missed_events(standin: DiscordStandin) -> None:
     async with running_bot(TinyBot(), standin) as bot:
         await standin.force_reconnect()

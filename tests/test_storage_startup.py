@@ -25,7 +25,9 @@ from bot.storage import sqlite as sqlite_backend
 BOT_PROCESS = ROOT / "tests" / "bot_process.py"
 
 
-async def start_refused(standin: DiscordStandin, database: Path, timeout: float = 20.0) -> tuple[int, str]:
+async def start_refused(
+    standin: DiscordStandin, database: Path, timeout: float = 20.0, *, env_extra: dict[str, str] | None = None
+) -> tuple[int, str]:
     """Run the bot to its exit; returns (exit code, stderr). Fails at once if it goes online."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ARTICLEBOT_"))}
     env.update(
@@ -37,6 +39,7 @@ async def start_refused(standin: DiscordStandin, database: Path, timeout: float 
         STANDIN_GATEWAY=standin.gateway_url,
         STANDIN_CDN=standin.cdn_base,
     )
+    env.update(env_extra or {})
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(BOT_PROCESS), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -22,7 +22,7 @@ from ..checks import NotModerator, NotOwner, is_moderator
 from ..client import respond
 from ..engine import CorpusError
 from ..engine.documents import decode, parse_text
-from ..storage import ChannelRules, GuildSettings, StorageError, megabytes, validate_document_name
+from ..storage import Change, ChannelRules, GuildSettings, StorageError, megabytes, validate_document_name
 from ..storage.schema import (
     COOLDOWN_SECONDS,
     DEFAULT_VISIBILITY,
@@ -412,6 +412,11 @@ class Admin(
             engine = await self.bot.library.load()  # in a worker thread: answers keep flowing meanwhile
         except CorpusError as exc:
             await say(interaction, f"Reload failed, the old index stays: {replies.escape(str(exc))}")
+            return
+        try:
+            await self.bot.storage.announce(Change("corpus"))  # every other process reloads too
+        except StorageError as exc:
+            await say(interaction, f"Reloaded here, but the other processes were not told: {exc}")
             return
         stats = engine.stats()
         warnings = f"\nSkipped: {replies.escape('; '.join(stats.load_errors))}" if stats.load_errors else ""

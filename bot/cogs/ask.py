@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ..client import ArticleBot
 
 log = logging.getLogger(__name__)
+
+SEEN_MENTIONS = 4096  # mentions remembered, so the same event delivered twice is handled once
 
 MAX_QUESTION = 300  # /ask's limit; Discord enforces it on the option
 USAGE = (
@@ -149,6 +152,7 @@ class Ask(commands.Cog):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Ask the article", callback=self.ask_message)
         self.unlogged_questions = 0  # answered but not logged (storage failed); /admin status shows it
+        self.seen_mentions: OrderedDict[int, None] = OrderedDict()
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
@@ -293,10 +297,22 @@ class Ask(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.guild is None or not self.mentions_me(message):
             return
+        if not self.first_sight(message.id):
+            # The same event again (a replay): handling it twice would spend the member's cooldown
+            # and post its refusal. Another process or a restart is caught by the reply's nonce.
+            return
         try:
             await self.answer_mention(message, message.guild)
         except Exception as error:
             await report_error(message, error, "mention")
+
+    def first_sight(self, message_id: int) -> bool:
+        if message_id in self.seen_mentions:
+            return False
+        self.seen_mentions[message_id] = None
+        if len(self.seen_mentions) > SEEN_MENTIONS:
+            self.seen_mentions.popitem(last=False)
+        return True
 
     async def answer_mention(self, message: discord.Message, guild: discord.Guild) -> None:
         assert self.bot.user is not None

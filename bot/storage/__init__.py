@@ -5,6 +5,8 @@ from __future__ import annotations
 from .base import (
     AuditEntry,
     Block,
+    Change,
+    ChangeListener,
     ChannelRules,
     DocumentLimitError,
     DocumentLimits,
@@ -26,6 +28,8 @@ __all__ = [
     "SETTING_NAMES",
     "AuditEntry",
     "Block",
+    "Change",
+    "ChangeListener",
     "ChannelRules",
     "DocumentLimitError",
     "DocumentLimits",

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from . import schema
 from .schema import Visibility as Visibility  # re-exported: the cogs import it from here
@@ -142,8 +143,41 @@ class DocumentLimitError(ValueError):
     """An add would take the server past one of its :class:`DocumentLimits`; ``str`` says which."""
 
 
+ChangeKind = Literal["documents", "corpus", "resync", "shards_lost"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What another process sharing the database did, told to every process that watches it.
+
+    ``documents``: a server's documents changed (``guild_id``); ``corpus``: an owner reloaded the
+    corpus; ``resync``: the watch was down for a while (the server restarted) and anything may
+    have changed; ``shards_lost``: this process's shard claims are gone and another process took
+    a shard meanwhile, so it must stop.
+    """
+
+    kind: ChangeKind
+    guild_id: int | None = None
+
+
+ChangeListener = Callable[[Change], Coroutine[Any, Any, None]]
+
+
 class Storage(abc.ABC):
     """Async storage for everything the bot must remember across restarts."""
+
+    # -- several processes ----------------------------------------------------------------------
+    # A backend one process has to itself (SQLite: its single-instance lock) has nothing to claim,
+    # hear or tell; PostgreSQL, shared by many processes, overrides all three.
+    async def claim_shards(self, shard_ids: Sequence[int], shard_count: int) -> None:  # noqa: B027
+        """Make this process the only one serving ``shard_ids`` of ``shard_count`` while it runs;
+        ``StorageError`` (one line) if another process holds one of them."""
+
+    async def watch(self, listener: ChangeListener) -> None:  # noqa: B027
+        """From now on, call ``listener`` for every :class:`Change` another process makes."""
+
+    async def announce(self, change: Change) -> None:  # noqa: B027
+        """Tell the other processes about a change that is no row (``corpus``)."""
 
     @abc.abstractmethod
     async def open(self) -> None:

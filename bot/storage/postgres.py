@@ -14,6 +14,12 @@ rules (validation, caps, audit wording) are ``bot.storage.rules``'; this module 
   its connection is gone, before its COMMIT was sent, cannot have changed anything: it is run once
   more on a fresh connection. One lost during COMMIT is never retried (it may have landed); the
   moderator is told it is unknown.
+- Several processes: each claims its Discord shards with session-level advisory locks on a
+  connection of its own (``claim_shards``), held while it lives and dropped by the server when it
+  dies, so a second process claiming a shard is refused at start. The same connection LISTENs
+  (``watch``): a document added or removed NOTIFYs in its own transaction (delivered on commit,
+  never for a change rolled back), and a corpus reload is announced; after a server restart the
+  connection is made again, the claims retaken, and the listener told to resync.
 - Numbered migrations like SQLite's, recorded in a ``schema_version`` table (SQLite keeps
   ``user_version``), each step one transaction under an advisory lock, so two processes starting
   together migrate once.
@@ -27,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -39,6 +47,8 @@ from . import rules
 from .base import (
     AuditEntry,
     Block,
+    Change,
+    ChangeListener,
     ChannelRules,
     DocumentLimits,
     DocumentUsage,
@@ -64,6 +74,13 @@ LOCK_TIMEOUT_MS = 5000  # as SQLite's busy timeout: a lock held longer is "locke
 # (two-int space, the server's id hashed into the second key; a collision only serialises more).
 MIGRATION_LOCK = 0x61727469636C6562  # "articleb"
 GUILD_LOCK_NAMESPACE = 0x61627400
+# Session-level advisory locks (two-int space): (SHARD_LOCK_NAMESPACE, shard id) held exclusively by
+# the process serving that shard; (SHARD_COUNT_NAMESPACE, shard count) shared by every process, so
+# one started with another count (its shards would overlap others') is seen and refused.
+SHARD_LOCK_NAMESPACE = 0x73686400
+SHARD_COUNT_NAMESPACE = 0x73686300
+NOTIFY_CHANNEL = "articlebot_changes"
+RECONNECT_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the server is back
 
 # Schema migrations: step N (1-based) upgrades a database at schema_version N-1 to N. Append-only,
 # as SQLite's: never edit a released step, add one. Step 1 is SQLite's step 1 in PostgreSQL's
@@ -329,6 +346,14 @@ class PostgresStorage(Storage):
         self.document_limits = document_limits or DocumentLimits()
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        # Coordination with other processes: one connection of its own (claims and LISTEN).
+        self._origin = uuid.uuid4().hex  # this storage's notifications, so it ignores its own
+        self._coordination: asyncpg.Connection | None = None
+        self._claim: tuple[tuple[int, ...], int] | None = None
+        self._listener: ChangeListener | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -367,9 +392,21 @@ class PostgresStorage(Storage):
                     raise StorageError(problem) from None
                 raise
             self._pool = pool
+            self._closing = False
             log.info("PostgreSQL %s open, pool of up to %d connections", self.label, self.pool_size)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconnecting
+            self._reconnecting = None
+        coordination, self._coordination = self._coordination, None
+        if coordination is not None:
+            with contextlib.suppress(Exception):
+                await coordination.close()  # the shard claims go with it
+        self._claim, self._listener = None, None
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -380,6 +417,152 @@ class PostgresStorage(Storage):
             if not _lost(error):
                 raise
             pool.terminate()  # the server is gone or stuck: nothing left to finish
+
+    # -- several processes ----------------------------------------------------------------------
+    async def claim_shards(self, shard_ids: Sequence[int], shard_count: int) -> None:
+        conn = await self._coordinate()
+        await self._take_shards(conn, tuple(shard_ids), shard_count)
+        self._claim = (tuple(shard_ids), shard_count)
+
+    async def watch(self, listener: ChangeListener) -> None:
+        conn = await self._coordinate()
+        self._listener = listener
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
+
+    async def announce(self, change: Change) -> None:
+        payload = self._payload(change)
+        await self._run(
+            lambda conn: conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload), write=True
+        )
+
+    def _payload(self, change: Change) -> str:
+        return json.dumps({"origin": self._origin, "kind": change.kind, "guild_id": change.guild_id})
+
+    async def _notify(self, conn: asyncpg.Connection, change: Change) -> None:
+        """NOTIFY inside the caller's transaction: PostgreSQL delivers it when (and if) that commits."""
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._payload(change))
+
+    async def _coordinate(self) -> asyncpg.Connection:
+        # Needs no pool: shards are claimed before open(), so a refused process says one line only.
+        if self._coordination is None or self._coordination.is_closed():
+            try:
+                conn = await asyncpg.connect(
+                    self._url,
+                    timeout=CONNECT_TIMEOUT_S,
+                    command_timeout=COMMAND_TIMEOUT_S,
+                    server_settings={"application_name": "articlebot coordination"},
+                )
+            except Exception as error:
+                if problem := _open_problem(self.label, _user(self._url), error):
+                    raise StorageError(problem) from None
+                raise
+            conn.add_termination_listener(self._on_coordination_lost)
+            self._coordination = conn
+        return self._coordination
+
+    async def _take_shards(self, conn: asyncpg.Connection, shard_ids: tuple[int, ...], count: int) -> None:
+        """Each shard's exclusive lock, all or none; the count's shared lock; refused in one line."""
+        taken: list[int] = []
+
+        async def give_back() -> None:
+            for shard_id in taken:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", SHARD_LOCK_NAMESPACE, shard_id)
+            await conn.execute("SELECT pg_advisory_unlock_shared($1, $2)", SHARD_COUNT_NAMESPACE, count)
+
+        await conn.execute("SELECT pg_advisory_lock_shared($1, $2)", SHARD_COUNT_NAMESPACE, count)
+        other_count = await conn.fetchval(
+            """SELECT objid::text::bigint FROM pg_locks
+               WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+                 AND classid = $1::bigint::oid AND objid <> $2::bigint::oid LIMIT 1""",
+            SHARD_COUNT_NAMESPACE,
+            count,
+        )
+        if other_count is not None:
+            await give_back()
+            raise StorageError(
+                f"another articlebot process on PostgreSQL {self.label} runs with "
+                f"ARTICLEBOT_SHARD_COUNT={other_count}, this one with {count}: every process of a bot "
+                "must use the same shard count"
+            )
+        for shard_id in shard_ids:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", SHARD_LOCK_NAMESPACE, shard_id):
+                taken.append(shard_id)
+                continue
+            holder = await conn.fetchrow(
+                """SELECT a.pid, COALESCE(host(a.client_addr), 'a local socket') AS client
+                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                   WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+                     AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid""",
+                SHARD_LOCK_NAMESPACE,
+                shard_id,
+            )
+            await give_back()
+            who = f" (PostgreSQL session {holder['pid']} from {holder['client']})" if holder else ""
+            raise StorageError(
+                f"shard {shard_id} of {count} is already served by another articlebot process on "
+                f"PostgreSQL {self.label}{who}: stop that process, or give this one other "
+                "ARTICLEBOT_SHARD_IDS"
+            )
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            told = json.loads(payload)
+            change = Change(kind=told["kind"], guild_id=told.get("guild_id"))
+        except (ValueError, KeyError, TypeError):
+            log.warning("PostgreSQL %s: ignored a notification it cannot read: %.80r", self.label, payload)
+            return
+        if told.get("origin") != self._origin:
+            self._tell(change)
+
+    def _tell(self, change: Change) -> None:
+        if self._listener is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._listener(change))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_coordination_lost(self, conn: object) -> None:
+        if self._closing or conn is not self._coordination:
+            return
+        self._coordination = None
+        log.warning("PostgreSQL %s: the coordination connection was lost; reconnecting", self.label)
+        self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Connect again (the server restarted), retake the claims, LISTEN again, then resync."""
+        attempt = 0
+        while not self._closing:
+            try:
+                conn = await self._coordinate()
+                if self._claim is not None:
+                    try:
+                        await self._take_shards(conn, *self._claim)
+                    except StorageError as refused:
+                        log.error("PostgreSQL %s: shard claims lost: %s", self.label, refused)
+                        self._tell(Change("shards_lost"))
+                        return
+                if self._listener is not None:
+                    await conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                StorageError,
+                TimeoutError,
+            ) as error:
+                delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
+                attempt += 1
+                log.debug(
+                    "PostgreSQL %s: coordination reconnect failed (%s); again in %s s",
+                    self.label,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            log.info("PostgreSQL %s: coordination connection back; resyncing", self.label)
+            self._tell(Change("resync"))
+            return
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
         known = len(MIGRATIONS)
@@ -587,6 +770,7 @@ class PostgresStorage(Storage):
                 doc.size_bytes,
             )
             await self._write_audit(conn, guild_id, actor_id, audit)
+            await self._notify(conn, Change("documents", guild_id))
 
         await self._run(body, write=True, guild_id=guild_id)
         return doc
@@ -611,6 +795,7 @@ class PostgresStorage(Storage):
             if removed is None:
                 return False
             await self._write_audit(conn, guild_id, actor_id, rules.document_removed(name))
+            await self._notify(conn, Change("documents", guild_id))
             return True
 
         return await self._run(body, write=True, guild_id=guild_id)

@@ -38,7 +38,7 @@ from .records import (
     UploadedFile,
     Violation,
 )
-from .server import DiscordStandin
+from .server import DiscordStandin, shard_of
 from .spec import Problem, SpecValidator
 
 __all__ = [
@@ -59,4 +59,5 @@ __all__ = [
     "payloads",
     "point_discord_at",
     "running_bot",
+    "shard_of",
 ]

@@ -112,6 +112,12 @@ def snowflake() -> str:
         return str(_last_snowflake)
 
 
+def snowflake_on_shard(shard_id: int, shard_count: int) -> str:
+    """A new snowflake for a guild that shard ``shard_id`` of ``shard_count`` serves (id >> 22 % count)."""
+    base = int(snowflake())
+    return str(base + (((shard_id - (base >> 22)) % shard_count) << 22))
+
+
 def now_iso() -> str:
     """The current time as Discord formats timestamps."""
     return datetime.now(UTC).isoformat()

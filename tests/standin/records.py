@@ -54,6 +54,9 @@ class Request:
     channel_id: str | None = None  # the channel a message request concerned
     interaction_id: str | None = None  # the interaction a callback/webhook request concerned
     message: Payload | None = None  # the message the request created, edited or fetched
+    # A create with enforce_nonce whose nonce this author used lately: Discord answered with that
+    # earlier message and created nothing, so it is no sent message of its own.
+    nonce_replayed: bool = False
 
     @property
     def done(self) -> bool:

@@ -37,7 +37,10 @@ Payloads with defaults (see :mod:`standin.payloads` for the builders themselves)
     command the bot registered. Dispatch them with ``dispatch("INTERACTION_CREATE", payload)``.
 
 Gateway (``gateway_url``, and ``resume_gateway_url`` which READY hands out)
-    HELLO (``heartbeat_interval``) -> IDENTIFY -> READY + one GUILD_CREATE per guild; HEARTBEAT ->
+    HELLO (``heartbeat_interval``) -> IDENTIFY -> READY + one GUILD_CREATE per guild (with
+    ``shard: [id, count]`` in IDENTIFY only that shard's guilds, ``shard_of(guild id, count)``; an
+    impossible shard is closed with 4010), and each guild's later events go to its shard's session
+    (``shard_connected(id)``); GET /gateway/bot advises ``recommended_shards``; HEARTBEAT ->
     HEARTBEAT_ACK (unless ``ack_heartbeats`` is False); RESUME -> replay of the missed events, then
     RESUMED (op 9 if the session is gone); REQUEST_GUILD_MEMBERS -> one GUILD_MEMBERS_CHUNK. Other
     ops (presence, voice) are only recorded. Every op but heartbeats is kept in
@@ -66,7 +69,9 @@ REST (``api_base`` = http://127.0.0.1:PORT/api/v10)
     acknowledged (400/40060) or later than ``interaction_deadline`` seconds after dispatch
     (404/10062), follow-up before the initial response (404/10015), missing ``Authorization``.
     The first follow-up after a deferred (type 5) response completes the "thinking" message, as on
-    Discord; later ones are new messages.
+    Discord; later ones are new messages. A channel message created with ``enforce_nonce`` and a
+    nonce used in the last ``NONCE_WINDOW`` seconds answers with the earlier message and creates
+    nothing (its request has ``nonce_replayed`` and is no sent message), as on Discord.
 
 Attachments and CDN
     ``add_attachment(filename, data, content_type)`` (once started) returns an attachment payload
@@ -136,6 +141,9 @@ _MESSAGE_ROUTE_KINDS = {
 }
 
 MESSAGE_CONTENT_INTENT = 1 << 15
+# With enforce_nonce, Discord answers a create whose nonce the same author used "in the past few
+# minutes" with that earlier message and creates nothing.
+NONCE_WINDOW = 300.0
 LOADING = 1 << 7
 # Flags a bot may set on an interaction message: SUPPRESS_EMBEDS, EPHEMERAL, SUPPRESS_NOTIFICATIONS,
 # IS_COMPONENTS_V2.
@@ -205,12 +213,18 @@ class _Session:
     history: list[tuple[int, str]] = field(default_factory=list)
     conn: _Connection | None = None
     resumable: bool = True
+    shard: tuple[int, int] | None = None  # (shard id, shard count) from IDENTIFY, if sharded
     # Held while sending, so a test's dispatch cannot slip between READY and the GUILD_CREATEs or
     # into the middle of a RESUME replay (the client would see sequence numbers out of order).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 _RECORD_KEY = web.RequestKey("standin_request", Request)
+
+
+def shard_of(guild_id: str | int, shard_count: int) -> int:
+    """The shard that serves a guild, by Discord's formula."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 def _dumps(data: Any) -> str:
@@ -296,11 +310,14 @@ class DiscordStandin:
         self.resumes = 0
         self.heartbeats = 0
 
+        self._nonces: dict[str, tuple[str, float]] = {}  # enforce_nonce: nonce -> (message id, when)
         self._forced_429s: list[tuple[Callable[[Request], bool], float, bool]] = []
         self._interactions: dict[str, _Interaction] = {}
         self._interactions_by_token: dict[str, _Interaction] = {}
         self._sessions: dict[str, _Session] = {}
-        self._session: _Session | None = None
+        self._session: _Session | None = None  # the latest session: the controls act on it
+        self._shard_sessions: dict[int, _Session] = {}  # shard id -> its latest session
+        self.recommended_shards = 1  # what GET /gateway/bot advises
         self._connections: set[_Connection] = set()
         self._handshakes = 0
         self._tick = asyncio.Event()
@@ -624,6 +641,8 @@ class DiscordStandin:
             kind = _MESSAGE_ROUTE_KINDS.get((r.method, r.route or ""))
             if kind is None or r.status is None or not 200 <= r.status < 300 or not isinstance(r.json, dict):
                 continue
+            if r.nonce_replayed:
+                continue
             body: Payload = r.json
             callback_type = None
             if kind == INTERACTION_CALLBACK:
@@ -700,7 +719,10 @@ class DiscordStandin:
         Waits up to ``timeout`` for a session. If the connection is down the event stays in the
         session's history and is replayed when the client resumes, as Discord does.
         """
-        session = await self._wait_until(lambda: self._session, timeout, lambda: "a gateway session")
+        guild_id = data.get("id") if event == "GUILD_CREATE" else data.get("guild_id")
+        session = await self._wait_until(
+            lambda: self._session_for(guild_id), timeout, lambda: f"a gateway session for guild {guild_id}"
+        )
         data = copy.deepcopy(data)
         if event == "INTERACTION_CREATE":
             state = _Interaction(payload=data, created=time.monotonic())
@@ -712,6 +734,21 @@ class DiscordStandin:
             self.messages[data["id"]] = copy.deepcopy(data)
             data = self._apply_content_intent(session, data)
         return await self._send_dispatch(session, event, data)
+
+    def _session_for(self, guild_id: str | None) -> _Session | None:
+        """The session that receives a guild's events: its shard's (guild id >> 22 % shard count),
+        as Discord routes them once the bot identifies with shards; else the latest session."""
+        if guild_id is None or not self._shard_sessions:
+            return self._session
+        count = next(iter(self._shard_sessions.values())).shard
+        assert count is not None
+        return self._shard_sessions.get(shard_of(guild_id, count[1]))
+
+    def shard_connected(self, shard_id: int) -> bool:
+        """Whether shard ``shard_id`` has an open, handshaken connection."""
+        session = self._shard_sessions.get(shard_id)
+        conn = session.conn if session is not None else None
+        return conn is not None and conn.open and conn.handshaken
 
     def _apply_content_intent(self, session: _Session, data: Payload) -> Payload:
         """Blank what the MESSAGE_CONTENT intent guards, as Discord does for bots without it."""
@@ -849,7 +886,21 @@ class DiscordStandin:
         if self.token is not None and data.get("token") != self.token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
+        shard = data.get("shard")
+        if shard is not None and not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(isinstance(n, int) for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
         session = _Session(id=uuid.uuid4().hex, intents=int(data.get("intents") or 0), conn=conn)
+        guilds = self.guilds
+        if shard is not None:
+            session.shard = (shard[0], shard[1])
+            guilds = [g for g in self.guilds if shard_of(g["id"], shard[1]) == shard[0]]
+            self._shard_sessions[shard[0]] = session
         self._sessions[session.id] = session
         self._session = session
         conn.session = session
@@ -859,7 +910,7 @@ class DiscordStandin:
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_gateway_url,
-            "guilds": [{"id": g["id"], "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": g["id"], "unavailable": True} for g in guilds],
             "application": {"id": self.application_id, "flags": self.application["flags"]},
             "private_channels": [],
             "relationships": [],
@@ -868,11 +919,11 @@ class DiscordStandin:
             "geo_ordered_rtc_regions": [],
             "user_settings": {},
             "auth": {},
-            "shard": data.get("shard") or [0, 1],
+            "shard": shard or [0, 1],
         }
         async with session.lock:
             await self._send_dispatch_locked(session, "READY", ready)
-            for guild in self.guilds:
+            for guild in guilds:
                 await self._send_dispatch_locked(session, "GUILD_CREATE", guild)
         conn.handshaken = True
         self._handshakes += 1
@@ -1150,7 +1201,9 @@ class DiscordStandin:
 
     async def _get_gateway_bot(self, request: web.Request, rec: Request) -> web.StreamResponse:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return self._json(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        )
 
     async def _get_me(self, request: web.Request, rec: Request) -> web.StreamResponse:
         return self._json(self._me())
@@ -1394,9 +1447,23 @@ class DiscordStandin:
             if guild_id := self.channels[channel_id].get("guild_id"):
                 ref["guild_id"] = guild_id
             extra.update(type=19, message_reference=ref, referenced_message=target)
+        if body.get("enforce_nonce") and (earlier := self._nonce_seen(body.get("nonce"))) is not None:
+            rec.message, rec.nonce_replayed = earlier, True
+            return self._json(earlier)
         message = self._build_message(channel_id, body, rec.files, **extra)
         rec.message = self.add_message(message)
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            self._nonces[str(body["nonce"])] = (message["id"], time.monotonic())
         return self._json(message)
+
+    def _nonce_seen(self, nonce: Any) -> Payload | None:
+        """The message this author (always the bot here) created lately with ``nonce``, if any."""
+        if nonce is None:
+            return None
+        seen = self._nonces.get(str(nonce))
+        if seen is None or time.monotonic() - seen[1] > NONCE_WINDOW:
+            return None
+        return self.messages.get(seen[0])
 
     def _channel_message(self, rec: Request) -> Payload | None:
         rec.channel_id = rec.params["channel_id"]
