@@ -65,6 +65,8 @@ class BotProcess:
             STANDIN_CDN=standin.cdn_base,
             PYTHONUNBUFFERED="1",
         )
+        if "ARTICLEBOT_VECTOR_CACHE" in os.environ:  # the session's, not the repository's data/
+            env["ARTICLEBOT_VECTOR_CACHE"] = os.environ["ARTICLEBOT_VECTOR_CACHE"]
         env.update(self.extra_env)
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(
