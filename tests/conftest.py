@@ -29,7 +29,9 @@ def vector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("vectors")
     before = os.environ.get("ARTICLEBOT_VECTOR_CACHE")
     os.environ["ARTICLEBOT_VECTOR_CACHE"] = str(directory)
+    os.environ["TESTS_VECTOR_CACHE"] = str(directory)  # survives the ARTICLEBOT_* a child's env drops
     yield directory
+    os.environ.pop("TESTS_VECTOR_CACHE", None)
     if before is None:
         os.environ.pop("ARTICLEBOT_VECTOR_CACHE", None)
     else:
