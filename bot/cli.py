@@ -32,10 +32,10 @@ class UsageError(Exception):
     """Bad input or setup: one clear line, exit code 2."""
 
 
-def load_engine(path: str | None, *, quiet: bool = False) -> Engine:
+def load_engine(path: str | None, *, quiet: bool = False, semantic: bool | None = None) -> Engine:
     progress = Progress("indexing")
     try:
-        engine = Engine.from_path(path or default_corpus(), progress=progress)
+        engine = Engine.from_path(path or default_corpus(), progress=progress, semantic=semantic)
     except CorpusError as exc:
         raise UsageError(f"{exc} (pass --corpus PATH or set ARTICLEBOT_CORPUS)") from None
     finally:
@@ -158,7 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     setup_logging(settings)
-    load_engine(str(settings.corpus), quiet=True)  # a broken corpus is a clear line, not a traceback later
+    # A broken corpus is a clear line, not a traceback later. Lexical: a check, nothing to encode
+    # (the bot's library encodes the vectors in a worker thread once it runs).
+    load_engine(str(settings.corpus), quiet=True, semantic=False)
     try:
         asyncio.run(discord_app.run(settings, _storage(settings)))
     except discord_app.DISCORD_FAILURES as exc:

@@ -2,6 +2,8 @@
 
 A server's documents are searched together with the corpus for that server only, so each server
 with documents gets its own engine, built off the event loop and cached until its documents change.
+Engines are built lexical and answer at once; their vectors are read or encoded in a worker thread
+afterwards, and the engine answers in semantic mode from the question after they are ready.
 """
 
 from __future__ import annotations
@@ -44,14 +46,27 @@ class Library:
         # Bumped by forget: an engine built from documents read before a change is not cached.
         self._generations: dict[int, int] = {}
         self._lock = asyncio.Lock()
+        self._encoding: set[asyncio.Task[bool]] = set()  # vectors being read or encoded
 
     async def load(self) -> Engine:
         """(Re)read the corpus from disk in a worker thread; the event loop keeps serving."""
-        engine = await asyncio.to_thread(Engine.from_path, self.corpus)
+        engine = await asyncio.to_thread(Engine.from_path, self.corpus, defer_vectors=True)
         async with self._lock:
             self.base, self.loaded_at = engine, time.time()
             self._servers.clear()
+        self._load_vectors(engine)
         return engine
+
+    def _load_vectors(self, engine: Engine) -> None:
+        """Vectors in a worker thread: the engine answers lexically until they are ready."""
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(engine.load_vectors))
+        self._encoding.add(task)
+        task.add_done_callback(self._encoding.discard)
+
+    async def vectors_ready(self) -> None:
+        """Wait for every engine's vectors (tests, and a clean shutdown)."""
+        while self._encoding:
+            await asyncio.gather(*self._encoding, return_exceptions=True)
 
     async def for_guild(self, guild_id: int | None) -> Engine:
         base = self.base or await self.load()
@@ -62,10 +77,14 @@ class Library:
         generation = self._generations.get(guild_id, 0)
         stored = await self.storage.list_documents(guild_id)
         engine = (
-            await asyncio.to_thread(base.with_documents, [server_document(d) for d in stored])
+            await asyncio.to_thread(
+                base.with_documents, [server_document(d) for d in stored], defer_vectors=True
+            )
             if stored
             else base
         )
+        if engine is not base:
+            self._load_vectors(engine)
         async with self._lock:
             # A reload, or a change to the server's documents (here or in another process), in
             # the meantime makes this engine stale: answer from it once, build again next time.

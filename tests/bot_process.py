@@ -128,6 +128,9 @@ def _child(argv: list[str]) -> int:
     Route.BASE = os.environ["STANDIN_API"]
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["STANDIN_GATEWAY"])
     discord.Asset.BASE = os.environ["STANDIN_CDN"]
+    if "ARTICLEBOT_VECTOR_CACHE" not in os.environ and "TESTS_VECTOR_CACHE" in os.environ:
+        # Callers strip ARTICLEBOT_*: the session's vector cache (conftest.py), never the repo's data/.
+        os.environ["ARTICLEBOT_VECTOR_CACHE"] = os.environ["TESTS_VECTOR_CACHE"]
     return main(argv or ["run"])
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 BOT_OWNER_ID = 999_000_000_000_000_001  # a bot owner who is not the server's owner
 
 RunBot = Callable[..., AbstractAsyncContextManager[ArticleBot]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vector_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every engine of the session caches its vectors here, never in the repository's data/."""
+    directory = tmp_path_factory.mktemp("vectors")
+    before = os.environ.get("ARTICLEBOT_VECTOR_CACHE")
+    os.environ["ARTICLEBOT_VECTOR_CACHE"] = str(directory)
+    os.environ["TESTS_VECTOR_CACHE"] = str(directory)  # survives the ARTICLEBOT_* a child's env drops
+    yield directory
+    os.environ.pop("TESTS_VECTOR_CACHE", None)
+    if before is None:
+        os.environ.pop("ARTICLEBOT_VECTOR_CACHE", None)
+    else:
+        os.environ["ARTICLEBOT_VECTOR_CACHE"] = before
 
 
 @pytest.fixture

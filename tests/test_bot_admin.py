@@ -37,11 +37,12 @@ async def test_admin_is_refused_to_members_even_when_discord_shows_it_to_them(
 
 async def test_status_settings_and_audit(standin: DiscordStandin, run_bot: RunBot) -> None:
     mod = standin.find_member("mod")  # has Manage Server through the Moderator role
-    async with run_bot():
+    async with run_bot() as bot:
         await invoke(standin, "ask", {"question": "Who owns X?"})
         await invoke(
             standin, "ask", {"question": "How do I bake bread?"}, member=standin.find_member("owner")
         )
+        await bot.library.vectors_ready()  # encoded in a worker thread after the corpus loaded
         status = await invoke(standin, "admin", subcommand="status", member=mod)
         changed = await invoke(
             standin,
@@ -54,6 +55,7 @@ async def test_status_settings_and_audit(standin: DiscordStandin, run_bot: RunBo
         misses = await invoke(standin, "admin", subcommand="misses", member=mod)
     assert "Documents: 1 (0 of this server's own), 23 passages" in status.content
     assert "last 24 h: 1 answered, 1 missed" in status.content and "Median answer time:" in status.content
+    assert "· semantic: available (model all-MiniLM-L6-v2-onnx-int8)" in status.content  # the mode that runs
     assert "Passages per answer: 2" in changed.content and "Cooldown per member: 0 s" in changed.content
     assert "`settings.set` passages\\_per\\_answer: 3 -> 2" in audit.content  # escaped: shows as typed
     assert f"<@{mod['user']['id']}>" in audit.content

@@ -120,7 +120,7 @@ class Admin(
             f"{len(engine.passages)} passages",
             f"This server's documents: {usage.count} of {usage.limits.max_documents}, "
             f"{megabytes(usage.total_bytes)} of {megabytes(usage.limits.max_total_bytes)} MB",
-            f"Index loaded {ago(self.bot.library.loaded_at)}",
+            f"Index loaded {ago(self.bot.library.loaded_at)} · {engine.mode}",
             f"Questions, last 24 h: {day.answered} answered, {day.missed} missed",
             f"Questions, all time: {total.answered} answered, {total.missed} missed",
             f"Median answer time: {median}",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,10 +241,20 @@ class Decider:
         return None
 
 
-def best_sentence(passage: Passage, q: QuestionView, decider: Decider) -> str:
-    """The sentence of ``passage`` that holds most of the question's weight (the direct answer)."""
-    best, best_score = passage.text, -1.0
-    for sentence in split_sentences(passage.text):
+def best_sentence(
+    passage: Passage,
+    q: QuestionView,
+    decider: Decider,
+    cosines: Sequence[float] | None = None,
+    cosine_weight: float = 0.0,
+) -> str:
+    """The sentence of ``passage`` that holds most of the question's weight (the direct answer).
+
+    With ``cosines`` (each sentence's, in order), the choice blends that weight, as a share of the
+    best sentence's, with ``cosine_weight`` times the cosine."""
+    sentences = split_sentences(passage.text)
+    scores = []
+    for sentence in sentences:
         pairs = analyze_pairs(sentence)
         words = PassageWords(frozenset(t for t, _ in pairs), frozenset(p for _, p in pairs))
         score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
@@ -251,6 +262,14 @@ def best_sentence(passage: Passage, q: QuestionView, decider: Decider) -> str:
             q.expects == "quantity" and QUANTITY.search(sentence)
         ):
             score += decider.unknown_idf
+        scores.append(score)
+    if cosines is not None and len(cosines) == len(sentences):
+        top = max(scores, default=0.0)
+        scores = [
+            (s / top if top > 0 else 0.0) + cosine_weight * c for s, c in zip(scores, cosines, strict=True)
+        ]
+    best, best_score = passage.text, -math.inf
+    for sentence, score in zip(sentences, scores, strict=True):
         if score > best_score:
             best, best_score = sentence, score
     return best

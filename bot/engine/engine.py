@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,21 @@ from .answers import (
     find_names,
 )
 from .documents import Document, LoadError, load_corpus
+from .fusion import PassageVectors, fused_top
 from .index import BM25Params
 from .passages import MAX_WORDS, Passage, make_passages
 from .ranking import Ranker, RankingWeights
+from .semantic import (
+    Availability,
+    SemanticUnavailable,
+    VectorCache,
+    Vectors,
+    default_cache_dir,
+    shared_embedder,
+)
 from .semantic import available as semantic_available
+
+log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 
@@ -49,7 +63,15 @@ class EngineStats:
 
 
 class Engine:
-    """An immutable index over documents. Build it once; ask it from any thread."""
+    """An immutable index over documents. Build it once; ask it from any thread.
+
+    Semantic mode (the default when the model is installed and ``ARTICLEBOT_SEMANTIC`` is not off):
+    passage and sentence vectors come from the cache under ``vector_cache`` (default
+    ``ARTICLEBOT_VECTOR_CACHE``) or are encoded, and ``ask`` fuses BM25 with the question's cosines
+    (``fusion.py``). With ``defer_vectors`` the engine is built lexical and searched lexically until
+    :meth:`load_vectors` (from any thread) has the vectors; they then take effect at once, for the
+    next question. ``semantic=False`` or no model: the lexical engine, exactly as without the stage.
+    """
 
     def __init__(
         self,
@@ -60,6 +82,10 @@ class Engine:
         max_words: int = MAX_WORDS,
         load_errors: Iterable[LoadError] = (),
         progress: Callable[[int, int], None] | None = None,
+        semantic: bool | None = None,
+        vector_cache: str | Path | None = None,
+        defer_vectors: bool = False,
+        known_vectors: Mapping[str, Vectors] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.documents = list(documents)
@@ -82,7 +108,68 @@ class Engine:
             self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), find_names(self.passages)
         )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
+
+        self.semantic = semantic
+        self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
+        self.vectors: PassageVectors | None = None  # set once, by load_vectors: then ask fuses
+        self.vectors_seconds = 0.0
+        self._known_vectors = known_vectors  # text -> vector already in memory (the corpus's)
+        self._vectors_lock = threading.Lock()
+        state = (
+            semantic_available() if semantic is not False else Availability(False, "lexical engine asked for")
+        )
+        self._off = None if state.ok else state.describe()
+        if not defer_vectors:
+            self.load_vectors()
         self.build_seconds = time.perf_counter() - started
+
+    @property
+    def cache_name(self) -> str:
+        """The vector cache file's name: one per set of documents (a server's engine has its own)."""
+        ids = "\0".join(d.id for d in self.documents)
+        first = self.documents[0].id[:40] if self.documents else "empty"
+        return f"engine-{first}-{hashlib.sha256(ids.encode()).hexdigest()[:12]}"
+
+    def load_vectors(self) -> bool:
+        """Read or encode the vectors; from then on ``ask`` runs in semantic mode. False when the
+        engine stays lexical (switched off, or the model cannot be loaded). Safe from any thread."""
+        with self._vectors_lock:
+            if self.vectors is not None or self._off:
+                return self.vectors is not None
+            started = time.perf_counter()
+            try:
+                embedder = shared_embedder()
+            except SemanticUnavailable as exc:
+                self._off = str(exc)
+                log.warning("semantic stage not loaded, engine stays lexical: %s", exc)
+                return False
+            sentences = self.ranker.sentence_texts
+            texts = [p.text for p in self.passages] + [s for group in sentences for s in group]
+            found = VectorCache(embedder, self.vector_cache).vectors(
+                self.cache_name, texts, self._known_vectors
+            )
+            n = len(self.passages)
+            self.vectors = PassageVectors.of(embedder, found[:n], found[n:], [len(g) for g in sentences])
+            self._known_vectors = None
+            self.vectors_seconds = time.perf_counter() - started
+            return True
+
+    @property
+    def mode(self) -> str:
+        """Which mode runs, in one line: for `index`, `stats()` and `/admin status`."""
+        if self.vectors is not None:
+            return Availability(True, "").describe()
+        if self._off:
+            return self._off
+        return "semantic: vectors being encoded, lexical until then"
+
+    def _vectors_by_text(self) -> dict[str, Vectors]:
+        vectors = self.vectors
+        if vectors is None:
+            return {}
+        texts = [p.text for p in self.passages] + [s for g in self.ranker.sentence_texts for s in g]
+        rows = [*vectors.passages, *vectors.sentences]
+        return dict(zip(texts, rows, strict=True))
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: Any) -> Engine:
@@ -90,12 +177,20 @@ class Engine:
         documents, errors = load_corpus(path)
         return cls(documents, load_errors=errors, **kwargs)
 
-    def with_documents(self, extra: Sequence[Document]) -> Engine:
-        """A new engine over these documents plus ``extra`` (a server's own documents)."""
+    def with_documents(self, extra: Sequence[Document], *, defer_vectors: bool = False) -> Engine:
+        """A new engine over these documents plus ``extra`` (a server's own documents). It reuses
+        this engine's vectors in memory: only ``extra`` is read from the cache or encoded."""
         if not extra:
             return self
         return Engine(
-            [*self.documents, *extra], params=self.params, weights=self.weights, max_words=self.max_words
+            [*self.documents, *extra],
+            params=self.params,
+            weights=self.weights,
+            max_words=self.max_words,
+            semantic=self.semantic,
+            vector_cache=self.vector_cache,
+            defer_vectors=defer_vectors,
+            known_vectors=self._vectors_by_text(),
         )
 
     def passage(self, passage_id: str) -> Passage | None:
@@ -113,7 +208,14 @@ class Engine:
         off_topic = self.decider.off_topic_reason(view)
         if off_topic:  # no "closest passage" is worth showing for these
             return Answer(question, False, off_topic, None, [], terms)
-        ranked = self.ranker.top(view.query, max(1, offset + k), view.expects)
+        vectors = self.vectors  # read once: vectors that arrive mid-question wait for the next one
+        sentence_cosines = None
+        if vectors is None:
+            ranked = self.ranker.top(view.query, max(1, offset + k), view.expects)
+        else:
+            cosine, sentence_cosines = vectors.cosines(vectors.embedder.encode_question(question))
+            ids, bm25 = self.ranker.score(view.query, view.expects)
+            ranked = fused_top(ids, bm25, cosine, self.weights.cosine_weight, max(1, offset + k))
 
         top_id = ranked[0][0]
         reason = self.decider.decline_reason(
@@ -127,7 +229,19 @@ class Engine:
             hits.append(Hit(self.passages[pid], score, confidence))
         if not reason and strictness > 0.5 and hits and hits[0].confidence < strictness - 0.5:
             reason = "The best passage holds too little of the question to be sure."
-        sentence = None if reason else best_sentence(self.passages[top_id], view, self.decider)
+        if reason:
+            sentence = None
+        elif vectors is None or sentence_cosines is None:
+            sentence = best_sentence(self.passages[top_id], view, self.decider)
+        else:
+            first, end = vectors.start[top_id], vectors.start[top_id + 1]
+            sentence = best_sentence(
+                self.passages[top_id],
+                view,
+                self.decider,
+                sentence_cosines[first:end].tolist(),
+                self.weights.sentence_cosine_weight,
+            )
         return Answer(question, reason is None, reason, sentence, hits, terms)
 
     def stats(self) -> EngineStats:
@@ -137,7 +251,7 @@ class Engine:
             vocabulary=len(self.index.doc_freq),
             build_seconds=self.build_seconds,
             load_errors=[str(e) for e in self.load_errors],
-            semantic=semantic_available().describe(),
+            semantic=self.mode,
         )
 
 

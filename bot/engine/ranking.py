@@ -35,6 +35,9 @@ from .passages import Passage, split_sentences
 class RankingWeights:
     sentence_weight: float = 0.5
     type_boost: float = 0.25
+    # Semantic mode only (fusion.py); picked on public data, benchmarks/fusion_pick.py.
+    cosine_weight: float = 3.0
+    sentence_cosine_weight: float = 0.25
 
 
 class Ranker:
@@ -52,9 +55,11 @@ class Ranker:
         prefixes: list[list[str]] = []
         sentence_terms: list[list[str]] = []
         owners: list[int] = []
+        self.sentence_texts: list[list[str]] = []  # each passage's sentences, as split_sentences cuts them
         for i, passage in enumerate(passages):
             # Each sentence is analysed once: the passage's terms are its heading's plus its sentences'.
-            sentences = [analyze_pairs(s) for s in split_sentences(passage.text)]
+            self.sentence_texts.append(split_sentences(passage.text))
+            sentences = [analyze_pairs(s) for s in self.sentence_texts[-1]]
             pairs = analyze_pairs(passage.section) + [pair for sentence in sentences for pair in sentence]
             self.terms.append([term for term, _ in pairs])
             prefixes.append([prefix for _, prefix in pairs])

@@ -15,7 +15,8 @@ corpus, so a restart with unchanged documents does not encode again. A cache fil
 read is encoded anew and rewritten, never an error. ``ARTICLEBOT_SEMANTIC=off`` switches the stage
 off; so does a missing model, and :func:`available` says which.
 
-Not wired into ranking yet: the engine stays lexical until the fusion is measured and decided.
+The engine fuses these vectors with BM25 (``engine.py``); :func:`shared_embedder` loads the model once
+a process, whoever asks first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -60,6 +62,7 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (tokeni
 # vector then also never depends on what else was in its batch.
 BATCH_SIZE = 1
 TRIM_AFTER = 32  # texts in one encode() call: a corpus, not a question
+RECENT_QUESTIONS = 2048  # question vectors kept in memory (1.5 KB each): a repeated question is free
 SWITCH = "ARTICLEBOT_SEMANTIC"
 CACHE_SETTING = "ARTICLEBOT_VECTOR_CACHE"
 DEFAULT_CACHE_DIR = "data/vectors"  # beside the default database, data/articlebot.db
@@ -156,6 +159,7 @@ class Embedder:
         self.dimension = DIMENSION
         self.texts_encoded = 0
         self._count_lock = threading.Lock()
+        self._recent: OrderedDict[str, Vectors] = OrderedDict()
         _release_freed_memory()
         self.load_seconds = time.perf_counter() - started
 
@@ -175,6 +179,20 @@ class Embedder:
             _release_freed_memory()
         return out
 
+    def encode_question(self, text: str) -> Vectors:
+        """One text's vector (1-D), from the recent questions when it was asked before."""
+        with self._count_lock:
+            recent = self._recent.get(text)
+            if recent is not None:
+                self._recent.move_to_end(text)
+                return recent
+        vector: Vectors = self.encode([text])[0]
+        with self._count_lock:
+            self._recent[text] = vector
+            while len(self._recent) > RECENT_QUESTIONS:
+                self._recent.popitem(last=False)
+        return vector
+
     def _encode_batch(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
@@ -188,6 +206,20 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return unit
+
+
+_shared: Embedder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_embedder() -> Embedder:
+    """The process's one Embedder, loaded on first use (the model is 130 MB of RSS: never twice).
+    SemanticUnavailable when the model cannot be loaded."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Embedder()
+        return _shared
 
 
 def text_key(text: str, model_id: str = MODEL_ID) -> str:
@@ -211,9 +243,20 @@ class VectorCache:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", corpus)[:100] or "corpus"
         return self.directory / f"{safe}.npz"
 
-    def vectors(self, corpus: str, texts: Sequence[str]) -> Vectors:
-        """Vectors of ``texts``: from the cache where the same text was encoded before, else encoded
-        now. The file then holds exactly these texts (a removed document's vectors go with it)."""
+    def vectors(
+        self, corpus: str, texts: Sequence[str], in_memory: Mapping[str, Vectors] | None = None
+    ) -> Vectors:
+        """Vectors of ``texts``: from ``in_memory`` (text -> vector, e.g. the corpus a server's
+        engine extends) or the cache where the same text was encoded before, else encoded now. The
+        file then holds exactly the texts not in ``in_memory`` (a removed document's go with it)."""
+        if in_memory:
+            rest = [t for t in dict.fromkeys(texts) if t not in in_memory]
+            found = dict(zip(rest, self.vectors(corpus, rest), strict=True))
+            if not texts:
+                return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            return np.stack([found[t] if t in found else in_memory[t] for t in texts]).astype(
+                np.float32, copy=False
+            )
         keys = [text_key(t, self.embedder.model_id) for t in texts]
         path = self.path(corpus)
         known = self._load(path)
