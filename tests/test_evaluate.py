@@ -239,13 +239,20 @@ def test_a_broken_squad_file_is_one_clear_line(tmp_path: Path) -> None:
     assert with_corpus.returncode == 2 and "--corpus does not apply to a SQuAD file" in with_corpus.stderr
 
 
-def test_eval_on_the_public_squad_file() -> None:
+def test_eval_on_the_public_squad_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real benchmark, read from ../shared beside the clone (CI has it): sane, and the CLI's
-    --json equals the figures computed here."""
+    --json equals the figures computed here.
+
+    Lexical mode: the scoring under test is the same in both modes, and encoding the eight
+    articles twice at once (here and in the CLI) took 75 s of the suite's time; semantic mode's
+    SQuAD figures are measured by hand (README, docs/ENGINE.md) and its ranking is tested on the
+    article in tests/test_engine.py.
+    """
     if not SQUAD_PUBLIC.is_file():
         pytest.fail(
             f"{SQUAD_PUBLIC} is missing: the SQuAD benchmark must sit in ../shared/eval/ beside the clone"
         )
+    monkeypatch.setenv("ARTICLEBOT_SEMANTIC", "off")
     env = {k: v for k, v in os.environ.items() if k != "ARTICLEBOT_CORPUS"}
     command = [sys.executable, "-m", "bot", "eval", str(SQUAD_PUBLIC), "--json"]
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as process:
