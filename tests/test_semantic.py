@@ -30,6 +30,7 @@ from bot.engine.semantic import (
     SemanticUnavailable,
     VectorCache,
     available,
+    default_cache_dir,
     text_key,
 )
 
@@ -296,3 +297,21 @@ def test_cosine_alone_finds_the_evidence_for_most_public_questions(embedder: Emb
         for r, q in zip(ranked, questions, strict=True)
     )
     assert first >= 14 and top3 >= 21, (first, top3)
+
+
+def test_the_default_cache_is_the_users_and_ask_leaves_nothing_where_it_runs(tmp_path: Path) -> None:
+    """`articlebot ask` runs from any folder: its vectors go to the user's cache, not to ./data."""
+    assert default_cache_dir({}) == Path.home() / ".cache" / "articlebot" / "vectors"
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/articlebot/vectors")
+    assert default_cache_dir({"ARTICLEBOT_VECTOR_CACHE": "/y", "XDG_CACHE_HOME": "/x"}) == Path("/y")
+    elsewhere, home = tmp_path / "elsewhere", tmp_path / "home"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARTICLEBOT_", "XDG_"))}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "Who owns X?"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert list(elsewhere.iterdir()) == []  # no data/ left behind
+    assert list((home / ".cache" / "articlebot" / "vectors").glob("*.npz"))  # the vectors went here

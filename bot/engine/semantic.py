@@ -65,7 +65,9 @@ TRIM_AFTER = 32  # texts in one encode() call: a corpus, not a question
 RECENT_QUESTIONS = 2048  # question vectors kept in memory (1.5 KB each): a repeated question is free
 SWITCH = "ARTICLEBOT_SEMANTIC"
 CACHE_SETTING = "ARTICLEBOT_VECTOR_CACHE"
-DEFAULT_CACHE_DIR = "data/vectors"  # beside the default database, data/articlebot.db
+# The user's cache folder, not the working directory: `articlebot ask` runs from any folder and
+# must not leave a data/ behind in each. Vectors are derived data, safe to delete at any time.
+CACHE_SUBDIR = ("articlebot", "vectors")
 _OFF = frozenset({"off", "0", "false", "no"})
 _REQUIRED_MODULES = ("onnxruntime", "tokenizers", MODEL_PACKAGE)
 
@@ -228,8 +230,12 @@ def text_key(text: str, model_id: str = MODEL_ID) -> str:
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$ARTICLEBOT_VECTOR_CACHE``, else ``$XDG_CACHE_HOME/articlebot/vectors`` (``~/.cache/…``)."""
     env = os.environ if env is None else env
-    return Path(env.get(CACHE_SETTING) or DEFAULT_CACHE_DIR)
+    if configured := env.get(CACHE_SETTING):
+        return Path(configured)
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).joinpath(*CACHE_SUBDIR)
 
 
 class VectorCache:
