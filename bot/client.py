@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -221,17 +222,12 @@ def make_bot(settings: Settings, storage: Storage, **options: Any) -> ArticleBot
 
 def describe_shards(shard_ids: Sequence[int]) -> str:
     """``0-3``, ``0,2``, ``1``: how ARTICLEBOT_SHARD_IDS would say it."""
-    ranges: list[str] = []
-    ids = sorted(shard_ids)
-    start = previous = ids[0] if ids else 0
-    for shard_id in [*ids[1:], None]:
-        if shard_id is not None and shard_id == previous + 1:
-            previous = shard_id
-            continue
-        ranges.append(f"{start}-{previous}" if previous > start else str(start))
-        if shard_id is not None:
-            start = previous = shard_id
-    return ",".join(ranges) if ids else ""
+    ranges = []
+    # Consecutive ids share id - position, so each group is one run.
+    for _, run in itertools.groupby(enumerate(sorted(shard_ids)), key=lambda pair: pair[1] - pair[0]):
+        ids = [shard_id for _, shard_id in run]
+        ranges.append(f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0]))
+    return ",".join(ranges)
 
 
 async def outlast_rate_limits(send: Callable[[], Awaitable[T]]) -> T:

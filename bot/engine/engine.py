@@ -143,13 +143,12 @@ class Engine:
                 self._off = str(exc)
                 log.warning("semantic stage not loaded, engine stays lexical: %s", exc)
                 return False
-            sentences = self.ranker.sentence_texts
-            texts = [p.text for p in self.passages] + [s for group in sentences for s in group]
             found = VectorCache(embedder, self.vector_cache).vectors(
-                self.cache_name, texts, self._known_vectors
+                self.cache_name, self._vector_texts(), self._known_vectors
             )
             n = len(self.passages)
-            self.vectors = PassageVectors.of(embedder, found[:n], found[n:], [len(g) for g in sentences])
+            counts = [len(group) for group in self.ranker.sentence_texts]
+            self.vectors = PassageVectors.of(embedder, found[:n], found[n:], counts)
             self._known_vectors = None
             self.vectors_seconds = time.perf_counter() - started
             return True
@@ -163,13 +162,17 @@ class Engine:
             return self._off
         return "semantic: vectors being encoded, lexical until then"
 
+    def _vector_texts(self) -> list[str]:
+        """The texts the vectors are rows of, in row order: every passage, then every sentence."""
+        sentences = [s for group in self.ranker.sentence_texts for s in group]
+        return [p.text for p in self.passages] + sentences
+
     def _vectors_by_text(self) -> dict[str, Vectors]:
         vectors = self.vectors
         if vectors is None:
             return {}
-        texts = [p.text for p in self.passages] + [s for g in self.ranker.sentence_texts for s in g]
         rows = [*vectors.passages, *vectors.sentences]
-        return dict(zip(texts, rows, strict=True))
+        return dict(zip(self._vector_texts(), rows, strict=True))
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: Any) -> Engine:

@@ -37,9 +37,6 @@ class PassageVectors:
         np.cumsum(counts, out=start[1:])
         return cls(embedder, passages, sentences, start)
 
-    def owner(self) -> IntArray:
-        return np.repeat(np.arange(len(self.passages), dtype=np.int32), np.diff(self.start))
-
     def cosines(self, question: Vectors) -> tuple[FloatArray, FloatArray]:
         """(each passage's mean of its own and its best sentence's cosine, each sentence's cosine)."""
         passage = (self.passages @ question).astype(np.float64)
