@@ -142,12 +142,7 @@ def _settings(require_token: bool = True) -> Settings:
 
 
 def _storage(settings: Settings) -> Storage:
-    from .storage import open_storage
-
-    try:
-        return open_storage(settings.database, pool_size=settings.database_pool)
-    except ValueError as exc:
-        raise UsageError(f"ARTICLEBOT_DATABASE: {exc}") from None
+    return _open_database(settings.database, "ARTICLEBOT_DATABASE", pool_size=settings.database_pool)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -222,11 +217,12 @@ def cmd_migrate_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_database(url_or_path: str, which: str) -> Storage:
+def _open_database(url_or_path: str, which: str, *, pool_size: int | None = None) -> Storage:
+    """The backend for ``url_or_path`` (unopened); a malformed one is a UsageError naming ``which``."""
     from .storage import open_storage
 
     try:
-        return open_storage(url_or_path)
+        return open_storage(url_or_path, pool_size=pool_size)
     except ValueError as exc:
         raise UsageError(f"{which}: {exc}") from None
 
