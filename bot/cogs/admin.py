@@ -289,9 +289,8 @@ class Admin(
         except ValueError as exc:  # over the server's document limits: the sentence says which
             await say(interaction, f"Not added: {exc}.")
             return
-        except StorageError as exc:  # a full or read-only disk: the moderator learns what failed
-            await say(interaction, str(exc))
-            return
+        # A StorageError (full or read-only disk) goes to report_error like every command's: the
+        # moderator reads its sentence privately, the operator finds it in the log.
         self.bot.library.forget(guild_id)
         engine = await self.bot.library.for_guild(guild_id)  # built now, so the next question is fast
         count = sum(1 for p in engine.passages if p.document_id.startswith(f"g{guild_id}-"))
