@@ -1,27 +1,8 @@
-"""From ranked passages to an answer, or to an honest "the article doesn't say".
+"""From ranked passages to an answer: the statistics and signals the decision reads.
 
-BM25 always ranks *something* first, so the score alone cannot tell a real answer from the least
-bad passage. The decision combines signals a careful reader would use:
-
-1. **Known words.** A question none of whose words the documents use is off-topic (a prefix
-   match alone does not count here: the ranking needs one word the index holds).
-2. **Unknown names.** A capitalised word or a number in the question that no document uses
-   ("Tokyo", "2018") means the question is about something the documents never mention.
-3. **Answer type.** *How many / how much* needs a quantity in the passage; *when / what year* a date.
-4. **The question's subject, not just its names.** Names ("Bluesky", "SpaceX") are in many
-   questions the article cannot answer; when the passage matches only the names and the rest of the
-   question is words the documents never use, the article is not answering it. Names found in most
-   passages (the article's protagonists) say nothing about where an answer is, so they do not
-   trigger this rule: such questions get the closest passage, with a low confidence.
-5. **Rare names stay together.** A rarely mentioned name in the question that is missing from the
-   best passage (asked about SpaceX, the passage never says SpaceX) means the match is elsewhere.
-6. **One stray word.** A passage that shares a single word with a question made mostly of unknown
-   words ("best time to visit japan") matched by accident.
-
-A passage's *confidence* is the share of the question's weight (IDF, with words the documents never
-use counted at half the rarest word's weight) that the passage holds, scaled down when a rule
-above declines it. ``strictness`` (0..1) moves the line: 0 keeps only rules 1 and 2; the default
-0.5 applies them all; higher values also decline answers below a confidence floor.
+``Decider`` holds one index's statistics (document frequencies, prefixes, names) and turns a
+(question, passage) pair into :class:`~bot.engine.decision.Signals`; ``decision.py`` turns those into
+the probability that the passage answers. ``best_sentence`` picks the answer sentence.
 """
 
 from __future__ import annotations
@@ -34,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analyzer import _TOKEN, _words, analyze_pairs, normalize, prefix_of, term_of
+from .decision import Signals
 from .passages import Passage, split_sentences
 
 # "when" counts only where it opens the question: mid-question it is usually a conjunction
@@ -42,11 +24,17 @@ _TIME_QUESTION = re.compile(
     r"^\W*(?:(?:so|and|but|ok|okay|hey|then)\W+)?when\b"
     r"|\b(?:what|which) (?:year|date|day|month|decade)\b|\bsince when\b|\bhow long ago\b"
 )
+_NAME_QUESTION = re.compile(r"\b(?:who|whom|whose)\b")
 _QUANTITY_QUESTION = re.compile(
     r"\bhow (?:many|much|big|large|old|far)\b|\bwhat (?:percentage|percent|proportion|amount|number of)\b"
 )
+# A date in any document: a year (911, 1066, the 1340s), a day of the month, an ordinal century,
+# a month or weekday, a relative day, a numeric date.
 DATE = re.compile(
-    r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(january|february|march|april|may|june|july|august|september|october"
+    r"\b\d{3,4}s?\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:first|second|third|fourth|fifth|sixth|seventh"
+    r"|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth"
+    r"|eighteenth|nineteenth|twentieth|twenty-first) centur(?:y|ies)\b|\bcenturies\b"
+    r"|\b(january|february|march|april|may|june|july|august|september|october"
     r"|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today"
     r"|tomorrow)\b|\b\d{1,2}/\d{1,2}(/\d{2,4})?\b",
     re.IGNORECASE,
@@ -57,8 +45,6 @@ QUANTITY = re.compile(
     r"|trillions?|dozens?|half|percent)\b",
     re.IGNORECASE,
 )
-RARE_NAME_MAX_PASSAGES = 2  # a name in at most this many passages is "rare" (rule 5)
-RULE_PENALTY = 0.4  # confidence kept by a passage that a rule declines
 PREFIX_MATCH_CREDIT = 0.5  # a word matched only by its prefix counts this much toward confidence
 UNKNOWN_WEIGHT = 0.5  # an unknown word weighs this share of the rarest word's IDF
 
@@ -67,7 +53,8 @@ UNKNOWN_WEIGHT = 0.5  # an unknown word weighs this share of the rarest word's I
 class Hit:
     passage: Passage
     score: float
-    confidence: float
+    confidence: float  # the probability that this passage answers the question (decision.py)
+    signals: Signals | None = field(default=None, compare=False)  # what that probability was read from
 
     def to_dict(self) -> dict[str, Any]:
         p = self.passage
@@ -127,6 +114,7 @@ class QuestionView:
     prefixes: dict[str, str]  # term -> its five-letter prefix, to meet variants the stemmer misses
     unknown_names: list[str]  # capitalised words / numbers no document uses, as typed
     expects: str | None  # "date", "quantity" or None
+    expects_name: bool = False  # a who / whom / whose question: the answer is a name
 
     @classmethod
     def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
@@ -147,7 +135,8 @@ class QuestionView:
                     prefixes[term] = prefix_of(word, term)
                 if token[0].isdigit() or (token[0].isupper() and i > 0):
                     names.append((term, token))
-        view = cls(terms, query, prefixes, [], expected_answer(text.lower()))
+        lowered = text.lower()
+        view = cls(terms, query, prefixes, [], expected_answer(lowered), bool(_NAME_QUESTION.search(lowered)))
         if decider:
             for term, token in names:
                 if not decider.known(view, term) and token not in view.unknown_names:
@@ -191,6 +180,20 @@ class Decider:
     def holds(q: QuestionView, words: PassageWords, term: str) -> bool:
         return term in words.terms or q.prefixes[term] in words.prefixes
 
+    def missing_max(self, q: QuestionView, words: PassageWords) -> float:
+        """The weight of the heaviest question word the passage lacks, as a share of the whole:
+        a question whose one rare word is missing asks about something else."""
+        weights = [self.idf(q, t) for t in q.terms]
+        missing = [w for t, w in zip(q.terms, weights, strict=True) if not self.holds(q, words, t)]
+        return max(missing, default=0.0) / sum(weights) if weights else 0.0
+
+    def subject_coverage(self, q: QuestionView, words: PassageWords) -> float:
+        """Coverage of the question's words that are not names (1 when all are names): a passage
+        that holds "Bluesky" but not "founded" names the subject without saying what was asked."""
+        weights = [(self.idf(q, t), self.holds(q, words, t)) for t in q.terms if t not in self.names]
+        total = sum(w for w, _ in weights)
+        return sum(w for w, held in weights if held) / total if total else 1.0
+
     def coverage(self, q: QuestionView, words: PassageWords) -> float:
         """The share of the question's weight that the passage holds: the passage's confidence."""
         total = held = 0.0
@@ -203,42 +206,70 @@ class Decider:
                 held += PREFIX_MATCH_CREDIT * weight  # "response" for "respond": likely, not certain
         return held / total if total else 0.0
 
-    def off_topic_reason(self, q: QuestionView) -> str | None:
-        """Rules 1 and 2: the question is about something the documents never mention."""
-        if not any(t in self.doc_freq for t in q.terms):  # ranking needs at least one exact term
-            return "Nothing in the documents matches these words."
+    def knows_any(self, q: QuestionView) -> bool:
+        """Whether one of the question's words occurs in the documents (exactly: a prefix match
+        alone does not count, since the ranking needs one word the index holds)."""
+        return any(t in self.doc_freq for t in q.terms)
+
+    def unknown_share(self, q: QuestionView) -> float:
+        """The share of the question's weight in words no document uses."""
+        weights = [(self.idf(q, t), self.known(q, t)) for t in q.terms]
+        total = sum(w for w, _ in weights)
+        return sum(w for w, known in weights if not known) / total if total else 0.0
+
+    def holds_expected(self, q: QuestionView, passage: Passage, words: PassageWords) -> bool | None:
+        """Whether the passage holds what the question asks for (a date, a quantity, a name):
+        None when the question expects nothing in particular."""
+        if q.expects == "date":
+            return bool(DATE.search(passage.text))
+        if q.expects == "quantity":
+            return bool(QUANTITY.search(passage.text))
+        if q.expects_name:
+            asked = set(q.terms)
+            return any(t in self.names and t not in asked for t in words.terms)
+        return None
+
+    def signals(
+        self,
+        q: QuestionView,
+        passage: Passage,
+        words: PassageWords,
+        sentence: str,
+        margin: float,
+        cosines: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> Signals:
+        """The decision's view of ``passage`` (with its answer ``sentence``) for the question."""
+        expected = self.holds_expected(q, passage, words)
+        return Signals(
+            coverage=self.coverage(q, words),
+            subject_coverage=self.subject_coverage(q, words),
+            missing_max=self.missing_max(q, words),
+            sentence_coverage=self.coverage(q, words_of(sentence)),
+            unknown=self.unknown_share(q),
+            unknown_name=float(bool(q.unknown_names)),
+            type_found=float(expected is True),
+            type_missing=float(expected is False),
+            margin=margin,
+            terms=math.log1p(len(q.terms)),
+            passage_cosine=cosines[0],
+            sentence_cosine=cosines[1],
+            cosine_lift=cosines[1] - cosines[2],
+        )
+
+    def decline_reason(self, q: QuestionView, signals: Signals) -> str:
+        """Why a hit below the line was declined, in words, from the signals that weighed most."""
         if q.unknown_names:
             shown = ", ".join(f"“{n}”" for n in q.unknown_names[:3])
             return f"The documents never mention {shown}."
-        return None
+        if signals.type_missing:
+            wanted = {"date": "date", "quantity": "number"}.get(q.expects or "", "name")
+            return f"The closest passage gives no {wanted} for this."
+        return "The closest passage does not seem to answer this."
 
-    def decline_reason(
-        self, q: QuestionView, top: Passage, words: PassageWords, strictness: float
-    ) -> str | None:
-        """Why the best passage does not answer the question, or None when it does."""
-        off_topic = self.off_topic_reason(q)
-        if off_topic or strictness < 0.25:
-            return off_topic
-        if q.expects == "quantity" and not QUANTITY.search(top.text):
-            return "The closest passage gives no number for this."
-        if q.expects == "date" and not DATE.search(top.text):
-            return "The closest passage gives no date for this."
-        held = {t for t in q.terms if self.holds(q, words, t)}
-        subject = [t for t in q.terms if t not in self.names]
-        unknown = [t for t in q.terms if not self.known(q, t)]
-        specific_names = [t for t in held if t in self.names and self.df(q, t) <= self.passages / 2]
-        # Rule 4 (an expected date or number found counts as answering what was asked).
-        if specific_names and unknown and not q.expects and not held.intersection(subject):
-            return "The closest passage matches the names in the question but not what it asks."
-        # Rule 5.
-        if any(
-            t in self.names and t not in held and self.df(q, t) <= RARE_NAME_MAX_PASSAGES for t in q.terms
-        ):
-            return "The closest passage is about something else."
-        # Rule 6: one shared word that is not a name, in a question of mostly unknown words.
-        if len(held) == 1 and not held & self.names and len(unknown) >= 2:
-            return "The closest passage shares only one word with the question."
-        return None
+
+def words_of(text: str) -> PassageWords:
+    pairs = analyze_pairs(text)
+    return PassageWords(frozenset(t for t, _ in pairs), frozenset(p for _, p in pairs))
 
 
 def best_sentence(
@@ -255,8 +286,7 @@ def best_sentence(
     sentences = split_sentences(passage.text)
     scores = []
     for sentence in sentences:
-        pairs = analyze_pairs(sentence)
-        words = PassageWords(frozenset(t for t, _ in pairs), frozenset(p for _, p in pairs))
+        words = words_of(sentence)
         score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)

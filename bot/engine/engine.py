@@ -14,7 +14,6 @@ from typing import Any
 from .answers import (
     DATE,
     QUANTITY,
-    RULE_PENALTY,
     Answer,
     Decider,
     Hit,
@@ -22,6 +21,7 @@ from .answers import (
     best_sentence,
     find_names,
 )
+from .decision import DecisionModel, shipped_model
 from .documents import Document, LoadError, load_corpus
 from .fusion import PassageVectors, fused_top
 from .index import BM25Params
@@ -86,6 +86,7 @@ class Engine:
         vector_cache: str | Path | None = None,
         defer_vectors: bool = False,
         known_vectors: Mapping[str, Vectors] | None = None,
+        decision: DecisionModel | None = None,
     ) -> None:
         started = time.perf_counter()
         self.documents = list(documents)
@@ -108,6 +109,7 @@ class Engine:
             self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), find_names(self.passages)
         )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
+        self.decision = decision or shipped_model()
 
         self.semantic = semantic
         self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
@@ -194,6 +196,7 @@ class Engine:
             vector_cache=self.vector_cache,
             defer_vectors=defer_vectors,
             known_vectors=self._vectors_by_text(),
+            decision=self.decision,
         )
 
     def passage(self, passage_id: str) -> Passage | None:
@@ -201,51 +204,63 @@ class Engine:
         return None if i is None else self.passages[i]
 
     def ask(self, question: str, k: int = 3, *, strictness: float = 0.5, offset: int = 0) -> Answer:
-        """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*)."""
+        """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*).
+
+        Each hit's confidence is the decision model's probability that it answers the question
+        (``decision.py``); the question is answered when the top hit's reaches the threshold
+        ``strictness`` sets."""
         question = clip_question(question)
         view = QuestionView.of(question, self.decider)
         if not view.terms:
             empty = "The question is empty." if not question else "The question has no words to search for."
             return Answer(question, False, empty, None, [], frozenset())
         terms = frozenset(view.terms)
-        off_topic = self.decider.off_topic_reason(view)
-        if off_topic:  # no "closest passage" is worth showing for these
-            return Answer(question, False, off_topic, None, [], terms)
+        if not self.decider.knows_any(view):  # a fact, not a guess: nothing to rank by
+            return Answer(question, False, "Nothing in the documents matches these words.", None, [], terms)
         vectors = self.vectors  # read once: vectors that arrive mid-question wait for the next one
-        sentence_cosines = None
+        cosines = None
+        want = max(2, offset + k)  # the runner-up too: a hit's margin is over the best other hit
         if vectors is None:
-            ranked = self.ranker.top(view.query, max(1, offset + k), view.expects)
+            ranked = self.ranker.top(view.query, want, view.expects)
         else:
-            cosine, sentence_cosines = vectors.cosines(vectors.embedder.encode_question(question))
+            cosines = vectors.cosines(vectors.embedder.encode_question(question))
             ids, bm25 = self.ranker.score(view.query, view.expects)
-            ranked = fused_top(ids, bm25, cosine, self.weights.cosine_weight, max(1, offset + k))
+            ranked = fused_top(ids, bm25, cosines.fused, self.weights.cosine_weight, want)
+        model = self.decision.model(semantic=cosines is not None)
+        mean_best = float(cosines.best_sentence.mean()) if cosines is not None else 0.0
 
-        top_id = ranked[0][0]
-        reason = self.decider.decline_reason(
-            view, self.passages[top_id], self.ranker.words[top_id], strictness
-        )
-        hits = []
-        for pid, score in ranked[offset : offset + k]:
-            confidence = self.decider.coverage(view, self.ranker.words[pid])
-            if reason:
-                confidence *= RULE_PENALTY
-            hits.append(Hit(self.passages[pid], score, confidence))
-        if not reason and strictness > 0.5 and hits and hits[0].confidence < strictness - 0.5:
-            reason = "The best passage holds too little of the question to be sure."
-        if reason:
-            sentence = None
-        elif vectors is None or sentence_cosines is None:
-            sentence = best_sentence(self.passages[top_id], view, self.decider)
-        else:
-            first, end = vectors.start[top_id], vectors.start[top_id + 1]
-            sentence = best_sentence(
-                self.passages[top_id],
-                view,
-                self.decider,
-                sentence_cosines[first:end].tolist(),
-                self.weights.sentence_cosine_weight,
-            )
-        return Answer(question, reason is None, reason, sentence, hits, terms)
+        def hit(rank: int) -> tuple[Hit, str]:
+            pid, score = ranked[rank]
+            if rank > 0:
+                other = ranked[0][1]
+            else:  # a lone match stands above nothing
+                other = ranked[1][1] if len(ranked) > 1 else 0.0
+            top_score = ranked[0][1]
+            margin = (score - other) / top_score if top_score > 0 else 0.0
+            passage = self.passages[pid]
+            if cosines is None or vectors is None:
+                sentence = best_sentence(passage, view, self.decider)
+                pair = (0.0, 0.0, 0.0)
+            else:
+                first, end = vectors.start[pid], vectors.start[pid + 1]
+                sentence = best_sentence(
+                    passage,
+                    view,
+                    self.decider,
+                    cosines.sentence[first:end].tolist(),
+                    self.weights.sentence_cosine_weight,
+                )
+                pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]), mean_best)
+            signals = self.decider.signals(view, passage, self.ranker.words[pid], sentence, margin, pair)
+            return Hit(passage, score, model.probability(signals), signals), sentence
+
+        top, sentence = hit(0)
+        shown = [top if rank == 0 else hit(rank)[0] for rank in range(offset, min(offset + k, len(ranked)))]
+        if top.confidence >= model.threshold_for(strictness, self.decision.strict_threshold):
+            return Answer(question, True, None, sentence, shown, terms)
+        assert top.signals is not None
+        reason = self.decider.decline_reason(view, top.signals)
+        return Answer(question, False, reason, None, shown, terms)
 
     def stats(self) -> EngineStats:
         return EngineStats(

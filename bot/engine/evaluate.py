@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .decision import Signals
 from .documents import Document, parse_text, slugify
 from .engine import Engine
 from .passages import make_passages
@@ -93,6 +94,8 @@ class QuestionResult:
     sentence_hit: bool
     reason: str | None
     confidence: float = 0.0  # the top hit's, 0 when there is no hit at all
+    # Each hit's signals and whether it is correct: what benchmarks/fit_decision.py fits on.
+    hits: list[tuple[Signals | None, bool]] = field(default_factory=list)
 
     @property
     def top_correct(self) -> bool:
@@ -258,16 +261,18 @@ def evaluate(engine: Engine, questions: list[dict[str, Any]], *, strictness: flo
         answer = engine.ask(item["question"], k=5, strictness=strictness)
         kind = "answerable" if item["answerable"] else "near_miss" if item.get("near_miss") else "off_topic"
         evidence = item.get("evidence") or []
+        flags = [bool(evidence) and contains_evidence(h.passage.text, evidence) for h in answer.hits]
         report.results.append(
             QuestionResult(
                 id=str(item.get("id", i)),
                 question=item["question"],
                 kind=kind,
                 answered=answer.answered,
-                rank=_first_correct([contains_evidence(h.passage.text, evidence) for h in answer.hits]),
+                rank=_first_correct(flags),
                 sentence_hit=bool(answer.sentence and contains_evidence(answer.sentence, evidence)),
                 reason=answer.reason,
                 confidence=answer.hits[0].confidence if answer.hits else 0.0,
+                hits=[(h.signals, ok) for h, ok in zip(answer.hits, flags, strict=True)],
             )
         )
     return report
@@ -323,12 +328,15 @@ class SquadReport:
         }
 
 
-def evaluate_squad(articles: Sequence[SquadArticle], *, strictness: float = 0.5) -> SquadReport:
-    """Each article alone is the corpus: its own questions, then the other articles' answerable ones."""
+def evaluate_squad(
+    articles: Sequence[SquadArticle], *, strictness: float = 0.5, **engine_options: Any
+) -> SquadReport:
+    """Each article alone is the corpus: its own questions, then the other articles' answerable ones.
+    ``engine_options`` go to each article's ``Engine`` (``semantic=False``, ``decision=…``)."""
     reports = []
     for a, article in enumerate(articles):
         document = squad_document(article)
-        engine = Engine([document])  # built once per article, asked every question below
+        engine = Engine([document], **engine_options)  # built once per article, asked every question below
         owner = paragraph_of_passages(article, document, engine)
         paragraph_of = {p.id: owner[i] for i, p in enumerate(engine.passages)}
         report = Report(passage_words=[p.words for p in engine.passages], declines=SQUAD_DECLINES)
@@ -356,6 +364,7 @@ def evaluate_squad(articles: Sequence[SquadArticle], *, strictness: float = 0.5)
                         ),
                         reason=answer.reason,
                         confidence=answer.hits[0].confidence if answer.hits else 0.0,
+                        hits=[(h.signals, ok) for h, ok in zip(answer.hits, flags, strict=True)],
                     )
                 )
         for other in (o for b, o in enumerate(articles) if b != a):
@@ -371,6 +380,7 @@ def evaluate_squad(articles: Sequence[SquadArticle], *, strictness: float = 0.5)
                         sentence_hit=False,
                         reason=answer.reason,
                         confidence=answer.hits[0].confidence if answer.hits else 0.0,
+                        hits=[(h.signals, False) for h in answer.hits],
                     )
                 )
         reports.append((article.title, report))

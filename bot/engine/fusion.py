@@ -37,15 +37,27 @@ class PassageVectors:
         np.cumsum(counts, out=start[1:])
         return cls(embedder, passages, sentences, start)
 
-    def cosines(self, question: Vectors) -> tuple[FloatArray, FloatArray]:
-        """(each passage's mean of its own and its best sentence's cosine, each sentence's cosine)."""
+    def cosines(self, question: Vectors) -> QuestionCosines:
+        """The question's cosine against every passage, every sentence, and each passage's best."""
         passage = (self.passages @ question).astype(np.float64)
         sentence = (self.sentences @ question).astype(np.float64)
-        best = passage.copy()  # a passage without sentences counts its own cosine twice
+        best = passage.copy()  # a passage without sentences stands for its own best sentence
         has_sentences = np.diff(self.start) > 0
         if len(sentence):
             best[has_sentences] = np.maximum.reduceat(sentence, self.start[:-1][has_sentences])
-        return (passage + best) / 2, sentence
+        return QuestionCosines(passage, best, sentence)
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionCosines:
+    passage: FloatArray  # per passage
+    best_sentence: FloatArray  # per passage: its best sentence's
+    sentence: FloatArray  # per sentence, in PassageVectors.sentences order
+
+    @property
+    def fused(self) -> FloatArray:
+        """What ranking adds: the mean of the passage's and its best sentence's cosine."""
+        return (self.passage + self.best_sentence) / 2
 
 
 def fused_top(
