@@ -73,6 +73,8 @@ SEMANTIC = [
     "sentence_coverage*sentence_cosine",
     "sentence_cosine*sentence_cosine",
     "passage_cosine*passage_cosine",
+    "type_missing*sentence_cosine",
+    "subject_coverage*sentence_cosine",
 ]
 ARTICLE_SETS = ("dev", "heldout", "heldout2")
 L2 = 1.0

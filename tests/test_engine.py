@@ -310,3 +310,20 @@ def _faq() -> Document:
         default_title="faq",
         markdown=True,
     )
+
+
+def test_a_large_corpus_reranks_only_bm25s_best_candidates() -> None:
+    """Past ``rerank_above`` passages the cosine is computed for BM25's best candidates only:
+    a strong lexical match answers as before, and a paraphrase BM25 misses cannot be found."""
+    everything = Engine.from_path(ROOT / "corpus")
+    reranking = Engine.from_path(ROOT / "corpus", rerank_above=5, rerank_candidates=3)
+    question = "Who called Musk a rocket man?"
+    full, reranked = everything.ask(question), reranking.ask(question)
+    assert reranked.answered and reranked.hits[0].passage == full.hits[0].passage
+    assert reranked.sentence == full.sentence
+    paraphrase = "What challenges is Trump facing?"  # shares only "Trump" with its passage
+    view = QuestionView.of(paraphrase, reranking.decider)
+    candidates = {i for i, _ in reranking.ranker.top(view.query, 3, view.expects)}
+    hits = reranking.ask(paraphrase, k=5, strictness=0.0).hits
+    assert len(hits) == 3 and {reranking.passages.index(h.passage) for h in hits} == candidates
+    assert everything.ask(paraphrase).hits[0].passage not in [h.passage for h in hits]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .answers import (
     DATE,
     QUANTITY,
@@ -23,8 +25,8 @@ from .answers import (
 )
 from .decision import DecisionModel, shipped_model
 from .documents import Document, LoadError, load_corpus
-from .fusion import PassageVectors, fused_top
-from .index import BM25Params
+from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, PassageVectors, fused_top
+from .index import BM25Params, top_k
 from .passages import MAX_WORDS, Passage, make_passages
 from .ranking import Ranker, RankingWeights
 from .semantic import (
@@ -87,6 +89,8 @@ class Engine:
         defer_vectors: bool = False,
         known_vectors: Mapping[str, Vectors] | None = None,
         decision: DecisionModel | None = None,
+        rerank_above: int = RERANK_ABOVE,
+        rerank_candidates: int = RERANK_CANDIDATES,
     ) -> None:
         started = time.perf_counter()
         self.documents = list(documents)
@@ -110,6 +114,8 @@ class Engine:
         )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
         self.decision = decision or shipped_model()
+        self.rerank_above = rerank_above  # past this many passages, rerank BM25's best candidates
+        self.rerank_candidates = rerank_candidates
 
         self.semantic = semantic
         self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
@@ -197,6 +203,8 @@ class Engine:
             defer_vectors=defer_vectors,
             known_vectors=self._vectors_by_text(),
             decision=self.decision,
+            rerank_above=self.rerank_above,
+            rerank_candidates=self.rerank_candidates,
         )
 
     def passage(self, passage_id: str) -> Passage | None:
@@ -223,18 +231,20 @@ class Engine:
         if vectors is None:
             ranked = self.ranker.top(view.query, want, view.expects)
         else:
-            cosines = vectors.cosines(vectors.embedder.encode_question(question))
+            encoded = vectors.embedder.encode_question(question)
             ids, bm25 = self.ranker.score(view.query, view.expects)
-            ranked = fused_top(ids, bm25, cosines.fused, self.weights.cosine_weight, want)
+            among = None
+            if len(self.passages) > self.rerank_above:  # a large corpus: rerank BM25's best
+                among = np.asarray([i for i, _ in top_k(ids, bm25, self.rerank_candidates)], dtype=np.int32)
+            cosines = vectors.cosines(encoded, among)
+            ranked = fused_top(ids, bm25, cosines.fused, self.weights.cosine_weight, want, among)
         model = self.decision.model(semantic=cosines is not None)
-        mean_best = float(cosines.best_sentence.mean()) if cosines is not None else 0.0
+        mean_cosine = cosines.mean_passage if cosines is not None else 0.0
 
         def hit(rank: int) -> tuple[Hit, str]:
             pid, score = ranked[rank]
-            if rank > 0:
-                other = ranked[0][1]
-            else:  # a lone match stands above nothing
-                other = ranked[1][1] if len(ranked) > 1 else 0.0
+            # The best other hit: the top for every hit but the top; nothing for a lone match.
+            other = ranked[0][1] if rank > 0 else (ranked[1][1] if len(ranked) > 1 else 0.0)
             top_score = ranked[0][1]
             margin = (score - other) / top_score if top_score > 0 else 0.0
             passage = self.passages[pid]
@@ -250,7 +260,7 @@ class Engine:
                     cosines.sentence[first:end].tolist(),
                     self.weights.sentence_cosine_weight,
                 )
-                pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]), mean_best)
+                pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]), mean_cosine)
             signals = self.decider.signals(view, passage, self.ranker.words[pid], sentence, margin, pair)
             return Hit(passage, score, model.probability(signals), signals), sentence
 

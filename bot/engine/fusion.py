@@ -2,9 +2,11 @@
 
 For a question, each passage's BM25 score (the ranker's: passage + best sentence + answer type) is
 divided by the question's best, so it lies in [0, 1], and gains ``cosine_weight`` times the mean of
-two cosines: the question against the passage, and against the passage's best sentence. Every
-passage is scored, so one that shares no word with the question ("Which companies does Musk run?"
-against "CEO of Tesla and SpaceX") can still come first. Within the top passage, the answer sentence
+two cosines: the question against the passage, and against the passage's best sentence. Up to
+``RERANK_ABOVE`` passages every passage is scored, so one that shares no word with the question
+("Which companies does Musk run?" against "CEO of Tesla and SpaceX") can still come first; a larger
+corpus reranks BM25's best ``RERANK_CANDIDATES``, so a question's cost does not grow with the
+corpus. Within the top passage, the answer sentence
 is the one with the best sum of its share of the best sentence's question weight (the lexical
 choice's score, divided by the best) and ``sentence_cosine_weight`` times its cosine. The weights
 were picked by measurement (``benchmarks/fusion_pick.py``, ``docs/ENGINE.md``).
@@ -19,6 +21,9 @@ import numpy as np
 from .index import FloatArray, IntArray, top_k
 from .semantic import Embedder, Vectors
 
+RERANK_ABOVE = 2000  # passages: past this, only BM25's best candidates are scored by cosine
+RERANK_CANDIDATES = 200
+
 
 @dataclass(frozen=True, slots=True)
 class PassageVectors:
@@ -28,6 +33,7 @@ class PassageVectors:
     passages: Vectors
     sentences: Vectors
     start: IntArray  # first sentence row of each passage; start[i + 1] ends it
+    mean_passage: Vectors  # the mean passage vector: its dot with a question is the mean cosine
 
     @classmethod
     def of(
@@ -35,17 +41,36 @@ class PassageVectors:
     ) -> PassageVectors:
         start = np.zeros(len(counts) + 1, dtype=np.int32)
         np.cumsum(counts, out=start[1:])
-        return cls(embedder, passages, sentences, start)
+        mean = passages.mean(axis=0) if len(passages) else np.zeros(passages.shape[1:], passages.dtype)
+        return cls(embedder, passages, sentences, start, mean.astype(passages.dtype))
 
-    def cosines(self, question: Vectors) -> QuestionCosines:
-        """The question's cosine against every passage, every sentence, and each passage's best."""
-        passage = (self.passages @ question).astype(np.float64)
-        sentence = (self.sentences @ question).astype(np.float64)
-        best = passage.copy()  # a passage without sentences stands for its own best sentence
-        has_sentences = np.diff(self.start) > 0
-        if len(sentence):
-            best[has_sentences] = np.maximum.reduceat(sentence, self.start[:-1][has_sentences])
-        return QuestionCosines(passage, best, sentence)
+    def cosines(self, question: Vectors, among: IntArray | None = None) -> QuestionCosines:
+        """The question's cosine against every passage and sentence, and each passage's best
+        sentence; with ``among``, against those passages and their sentences only (the rest stay 0):
+        what a large corpus reranks, so a question costs its candidates, not the corpus."""
+        n = len(self.start) - 1
+        mean = float(self.mean_passage @ question) if n else 0.0
+        if among is None:
+            passage = (self.passages @ question).astype(np.float64)
+            sentence = (self.sentences @ question).astype(np.float64)
+            best = passage.copy()  # a passage without sentences stands for its own best sentence
+            has_sentences = np.diff(self.start) > 0
+            if len(sentence):
+                best[has_sentences] = np.maximum.reduceat(sentence, self.start[:-1][has_sentences])
+            return QuestionCosines(passage, best, sentence, mean)
+        passage = np.zeros(n)
+        best = np.zeros(n)
+        sentence = np.zeros(len(self.sentences))
+        passage[among] = self.passages[among] @ question
+        best[among] = passage[among]
+        counts = self.start[among + 1] - self.start[among]
+        rows = np.repeat(self.start[among] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        if len(rows):
+            sentence[rows] = self.sentences[rows] @ question
+            with_sentences = counts > 0
+            firsts = (np.cumsum(counts) - counts)[with_sentences]
+            best[among[with_sentences]] = np.maximum.reduceat(sentence[rows], firsts)
+        return QuestionCosines(passage, best, sentence, mean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +78,7 @@ class QuestionCosines:
     passage: FloatArray  # per passage
     best_sentence: FloatArray  # per passage: its best sentence's
     sentence: FloatArray  # per sentence, in PassageVectors.sentences order
+    mean_passage: float  # the mean of the question's cosine over every passage (the corpus's level)
 
     @property
     def fused(self) -> FloatArray:
@@ -61,10 +87,18 @@ class QuestionCosines:
 
 
 def fused_top(
-    ids: IntArray, bm25: FloatArray, cosine: FloatArray, weight: float, k: int
+    ids: IntArray,
+    bm25: FloatArray,
+    cosine: FloatArray,
+    weight: float,
+    k: int,
+    among: IntArray | None = None,
 ) -> list[tuple[int, float]]:
-    """The ``k`` best passages by BM25 / its best + ``weight`` × cosine, over every passage."""
+    """The ``k`` best passages by BM25 / its best + ``weight`` × cosine, over every passage (or
+    over ``among``, the candidates a large corpus reranks)."""
     fused = weight * cosine
     if len(bm25) and bm25.max() > 0:
         fused[ids] += bm25 / bm25.max()
-    return top_k(np.arange(len(fused), dtype=np.int32), fused, k)
+    if among is None:
+        return top_k(np.arange(len(fused), dtype=np.int32), fused, k)
+    return top_k(among, fused[among], k)
