@@ -60,3 +60,30 @@ def test_surface_terms_point_at_the_words_in_the_original_text() -> None:
     text = "Musk’s “X” trended"
     spans = surface_terms(text)
     assert [(text[s:e], t) for s, e, t in spans] == [("Musk’s", "musk"), ("X", "x"), ("trended", "trend")]
+
+
+def test_accents_of_latin_letters_are_folded() -> None:
+    # A question typed without accents meets the document's accented word, and the reverse.
+    assert analyze("café") == analyze("cafe") == ["cafe"]
+    assert analyze("Hervé of Fécamp") == analyze("Herve of Fecamp")
+    assert analyze("Saarbrücken Contrecœur straße") == analyze("Saarbrucken Contrecoeur strasse")
+
+
+def test_marks_that_are_part_of_a_letter_outside_latin_are_kept() -> None:
+    # Japanese が is not か, Cyrillic й is not и: folding them would merge different words.
+    assert analyze("が") != analyze("か")
+    assert analyze("й") != analyze("и")
+
+
+def test_folding_keeps_offsets_for_highlighting() -> None:
+    text = "Our café serves espresso"
+    spans = surface_terms(text)
+    assert [(text[s:e], t) for s, e, t in spans] == [
+        ("café", "cafe"),
+        ("serves", "serv"),
+        ("espresso", "espresso"),
+    ]
+
+
+def test_stemming_still_joins_serve_and_served() -> None:
+    assert analyze("serve") == analyze("served") == analyze("serves")

@@ -4,8 +4,9 @@ The same analyzer runs at index time and at question time (the Anserini rule): w
 turns into, a question that uses the same words turns into the same terms.
 
 Steps: Unicode normalisation (NFKC, curly quotes and apostrophes folded, dashes unified), tokens
-(words, numbers, hashtags, dotted acronyms), possessive ``'s`` dropped, lowercase, English
-stopwords (including question words) dropped, Snowball stemming.
+(words, numbers, hashtags, dotted acronyms), possessive ``'s`` dropped, lowercase, accents of Latin
+letters folded (café = cafe), English stopwords (including question words) dropped, Snowball
+stemming. docs/ENGINE.md ("Stemming and accents") has the measurements behind the last two.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 # apostrophes (doesn't, Musk's). Hyphens and other punctuation split words: "meme-worthy" is two.
 _TOKEN = re.compile(r"#\w+|(?:[^\W\d_]\.){2,}|[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+# Latin letters that carry their mark inside the letter, so NFKD leaves them whole.
+_LATIN_LETTERS = str.maketrans(
+    {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ß": "ss", "ı": "i"}
+)
 
 # English function words, plus the words that shape a question rather than say what it is about.
 STOPWORDS = frozenset(
@@ -102,6 +108,27 @@ def normalize(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def fold_accents(word: str) -> str:
+    """``word`` (lowercase) without the accents of its Latin letters: "café" -> "cafe".
+
+    People type names and loanwords with or without accents (a question's "Herve" for the text's
+    "Hervé"). Only marks on Latin letters go: in other scripts a combining mark can be part of the
+    letter (Devanagari vowel signs, Japanese dakuten, Cyrillic й), and dropping it would merge
+    different words."""
+    if word.isascii():
+        return word
+    kept: list[str] = []
+    latin_base = False
+    for char in unicodedata.normalize("NFKD", word):
+        if unicodedata.combining(char):
+            if not latin_base:
+                kept.append(char)
+            continue
+        latin_base = unicodedata.name(char, "").startswith("LATIN")
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept)).translate(_LATIN_LETTERS)
+
+
 def _words(text: str) -> list[str]:
     """Surface words of already-normalised text (before stopwords and stemming)."""
     out: list[str] = []
@@ -110,13 +137,13 @@ def _words(text: str) -> list[str]:
         if token.startswith("#"):
             # A hashtag is findable by its whole tag and by its camel-case parts:
             # "#TrumpVsMusk" -> "#trumpvsmusk", "trump", "vs", "musk".
-            out.append("#" + token[1:].lower())
-            out.extend(part.lower() for part in _CAMEL.findall(token[1:]))
+            out.append("#" + fold_accents(token[1:].lower()))
+            out.extend(fold_accents(part.lower()) for part in _CAMEL.findall(token[1:]))
             continue
         if token.endswith(".") and "." in token[:-1]:
             out.append("." + token.replace(".", "").lower())  # "U.S." -> ".us", kept apart from "us"
             continue
-        token = token.lower()
+        token = fold_accents(token.lower())
         if token.endswith("'s"):
             token = token[:-2]
         out.append(token)
