@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.engine import Engine  # noqa: E402
-from bot.engine.decision import MODEL_FILE, Signals  # noqa: E402
+from bot.engine.decision import MODEL_FILE, DecisionModel, LogisticModel, Signals  # noqa: E402
 from bot.engine.evaluate import (  # noqa: E402
     OTHER_ARTICLE,
     QuestionResult,
@@ -68,7 +68,6 @@ SEMANTIC = [
     *LEXICAL,
     "passage_cosine",
     "sentence_cosine",
-    "cosine_lift",
     "coverage*sentence_cosine",
     "sentence_coverage*sentence_cosine",
     "sentence_cosine*sentence_cosine",
@@ -89,6 +88,11 @@ class Sample:
     has_hit: bool  # False: declined by the one fact rule (no known word), never by the model
 
 
+# Signals do not depend on the model: engines asked for them answer everything (no line at all),
+# so a fit never reads the decision.json it is about to replace.
+UNFITTED = DecisionModel(LogisticModel([], [], 0.0, 0.0), LogisticModel([], [], 0.0, 0.0), 0.0)
+
+
 def collect(semantic: bool, squad: Path) -> list[Sample]:
     out: list[Sample] = []
 
@@ -98,11 +102,12 @@ def collect(semantic: bool, squad: Path) -> list[Sample]:
             x = _as_dict(signals) if signals else {}
             out.append(Sample(name, r.kind, x, bool(correct), signals is not None))
 
-    engine = Engine.from_path(ROOT / "corpus", semantic=semantic)
+    engine = Engine.from_path(ROOT / "corpus", semantic=semantic, decision=UNFITTED)
     for name in ARTICLE_SETS:
         add(name, evaluate(engine, load_questions(ROOT / "evals" / f"{name}.jsonl"), strictness=0.0).results)
     articles = parse_squad(squad.read_text(encoding="utf-8"), squad)
-    for a, (_, report) in enumerate(evaluate_squad(articles, strictness=0.0, semantic=semantic).articles):
+    squad_report = evaluate_squad(articles, strictness=0.0, semantic=semantic, decision=UNFITTED)
+    for a, (_, report) in enumerate(squad_report.articles):
         add(f"squad{a + 1}", report.results)
     return out
 

@@ -61,11 +61,13 @@ def main() -> int:
         for _, line in sorted(rows):
             print(line)
         if semantic:
-            print("\nSQuAD reliability (semantic mode):\n\n| confidence | questions | mean confidence | accuracy |")
+            print("\nSQuAD reliability (semantic mode):\n")
+            print("| confidence | questions | mean confidence | accuracy |")
             print("| --- | --- | --- | --- |")
             for b in squad.reliability():
                 if b.count:
-                    print(f"| {b.low:.1f}–{b.high:.1f} | {b.count} | {b.mean_confidence:.3f} | {b.accuracy:.3f} |")
+                    span = f"{b.low:.1f}–{b.high:.1f}"
+                    print(f"| {span} | {b.count} | {b.mean_confidence:.3f} | {b.accuracy:.3f} |")
     return 0
 
 

@@ -236,7 +236,7 @@ class Decider:
         words: PassageWords,
         sentence: str,
         margin: float,
-        cosines: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        cosines: tuple[float, float] = (0.0, 0.0),
     ) -> Signals:
         """The decision's view of ``passage`` (with its answer ``sentence``) for the question."""
         expected = self.holds_expected(q, passage, words)
@@ -253,7 +253,6 @@ class Decider:
             terms=math.log1p(len(q.terms)),
             passage_cosine=cosines[0],
             sentence_cosine=cosines[1],
-            cosine_lift=cosines[1] - cosines[2],
         )
 
     def decline_reason(self, q: QuestionView, signals: Signals) -> str:

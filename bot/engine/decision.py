@@ -48,7 +48,6 @@ class Signals:
     terms: float  # log(1 + distinct question terms)
     passage_cosine: float = 0.0  # semantic mode only
     sentence_cosine: float = 0.0  # semantic mode only: the passage's best sentence
-    cosine_lift: float = 0.0  # semantic mode only: that cosine minus the question's mean over passages
 
     def vector(self, features: list[str]) -> list[float]:
         """The values of ``features``: a signal's name, or a product of names (``a*b``)."""

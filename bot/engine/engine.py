@@ -239,7 +239,6 @@ class Engine:
             cosines = vectors.cosines(encoded, among)
             ranked = fused_top(ids, bm25, cosines.fused, self.weights.cosine_weight, want, among)
         model = self.decision.model(semantic=cosines is not None)
-        mean_cosine = cosines.mean_passage if cosines is not None else 0.0
 
         def hit(rank: int) -> tuple[Hit, str]:
             pid, score = ranked[rank]
@@ -250,7 +249,7 @@ class Engine:
             passage = self.passages[pid]
             if cosines is None or vectors is None:
                 sentence = best_sentence(passage, view, self.decider)
-                pair = (0.0, 0.0, 0.0)
+                pair = (0.0, 0.0)
             else:
                 first, end = vectors.start[pid], vectors.start[pid + 1]
                 sentence = best_sentence(
@@ -260,7 +259,7 @@ class Engine:
                     cosines.sentence[first:end].tolist(),
                     self.weights.sentence_cosine_weight,
                 )
-                pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]), mean_cosine)
+                pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]))
             signals = self.decider.signals(view, passage, self.ranker.words[pid], sentence, margin, pair)
             return Hit(passage, score, model.probability(signals), signals), sentence
 

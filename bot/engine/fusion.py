@@ -33,7 +33,6 @@ class PassageVectors:
     passages: Vectors
     sentences: Vectors
     start: IntArray  # first sentence row of each passage; start[i + 1] ends it
-    mean_passage: Vectors  # the mean passage vector: its dot with a question is the mean cosine
 
     @classmethod
     def of(
@@ -41,15 +40,13 @@ class PassageVectors:
     ) -> PassageVectors:
         start = np.zeros(len(counts) + 1, dtype=np.int32)
         np.cumsum(counts, out=start[1:])
-        mean = passages.mean(axis=0) if len(passages) else np.zeros(passages.shape[1:], passages.dtype)
-        return cls(embedder, passages, sentences, start, mean.astype(passages.dtype))
+        return cls(embedder, passages, sentences, start)
 
     def cosines(self, question: Vectors, among: IntArray | None = None) -> QuestionCosines:
         """The question's cosine against every passage and sentence, and each passage's best
         sentence; with ``among``, against those passages and their sentences only (the rest stay 0):
         what a large corpus reranks, so a question costs its candidates, not the corpus."""
         n = len(self.start) - 1
-        mean = float(self.mean_passage @ question) if n else 0.0
         if among is None:
             passage = (self.passages @ question).astype(np.float64)
             sentence = (self.sentences @ question).astype(np.float64)
@@ -57,7 +54,7 @@ class PassageVectors:
             has_sentences = np.diff(self.start) > 0
             if len(sentence):
                 best[has_sentences] = np.maximum.reduceat(sentence, self.start[:-1][has_sentences])
-            return QuestionCosines(passage, best, sentence, mean)
+            return QuestionCosines(passage, best, sentence)
         passage = np.zeros(n)
         best = np.zeros(n)
         sentence = np.zeros(len(self.sentences))
@@ -70,7 +67,7 @@ class PassageVectors:
             with_sentences = counts > 0
             firsts = (np.cumsum(counts) - counts)[with_sentences]
             best[among[with_sentences]] = np.maximum.reduceat(sentence[rows], firsts)
-        return QuestionCosines(passage, best, sentence, mean)
+        return QuestionCosines(passage, best, sentence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,6 @@ class QuestionCosines:
     passage: FloatArray  # per passage
     best_sentence: FloatArray  # per passage: its best sentence's
     sentence: FloatArray  # per sentence, in PassageVectors.sentences order
-    mean_passage: float  # the mean of the question's cosine over every passage (the corpus's level)
 
     @property
     def fused(self) -> FloatArray:
