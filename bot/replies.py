@@ -15,6 +15,7 @@ import discord
 
 from .engine import Answer, Hit
 from .engine.analyzer import surface_terms
+from .engine.decision import LOW_CONFIDENCE
 
 CONTENT_LIMIT = 2000
 EMBED_TITLE_LIMIT = 256
@@ -23,7 +24,6 @@ EMBED_FIELD_NAME_LIMIT = 256
 EMBED_FIELD_VALUE_LIMIT = 1024
 EMBED_FOOTER_LIMIT = 2048
 EMBED_TOTAL_LIMIT = 6000
-LOW_CONFIDENCE = 0.35
 ELLIPSIS = "…"
 COLOUR_ANSWER = discord.Colour.blurple()
 COLOUR_MISS = discord.Colour.light_grey()

@@ -11,10 +11,10 @@ from typing import TextIO
 
 from .engine import Answer
 from .engine.analyzer import surface_terms
+from .engine.decision import LOW_CONFIDENCE
 from .engine.evaluate import ReliabilityBin, Report, SquadReport
 
 BOLD, DIM, YELLOW, RESET = "\033[1m", "\033[2m", "\033[1;33m", "\033[0m"
-LOW_CONFIDENCE = 0.35  # below this, an answer is shown as "closest match", not as the answer
 
 
 def use_colour(stream: TextIO, choice: str = "auto") -> bool:

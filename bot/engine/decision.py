@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 MODEL_FILE = Path(__file__).with_name("decision.json")
+# An answered hit below this probability is shown as "closest match (low confidence)": on SQuAD
+# such hits are right less than one time in four (the reliability table in docs/ENGINE.md).
+LOW_CONFIDENCE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
