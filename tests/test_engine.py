@@ -4,6 +4,7 @@ Every test on the ``engine`` fixture runs twice: in semantic mode (the default, 
 model's cosines) and in lexical mode (``semantic=False``, as with ARTICLEBOT_SEMANTIC=off)."""
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,20 @@ def test_a_large_corpus_reranks_only_bm25s_best_candidates() -> None:
     hits = reranking.ask(paraphrase, k=5, strictness=0.0).hits
     assert len(hits) == 3 and {reranking.passages.index(h.passage) for h in hits} == candidates
     assert everything.ask(paraphrase).hits[0].passage not in [h.passage for h in hits]
+
+
+def test_a_servers_engine_built_before_the_corpus_vectors_waits_for_them(tmp_path: Path) -> None:
+    """The bot builds the corpus engine and a server's engine deferred, and loads their vectors
+    in two worker threads: the server's must reuse the corpus's, not encode the corpus again."""
+    embedder = shared_embedder()
+    before = embedder.texts_encoded
+    base = Engine.from_path(ROOT / "corpus", vector_cache=tmp_path, defer_vectors=True)
+    server = base.with_documents([_faq()], defer_vectors=True)
+    assert base.vectors is None and server.vectors is None
+    threads = [threading.Thread(target=e.load_vectors) for e in (server, base)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert base.vectors is not None and server.vectors is not None
+    assert embedder.texts_encoded - before == len(_texts(base)) + len(_texts(server) - _texts(base))

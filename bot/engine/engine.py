@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ class Engine:
         semantic: bool | None = None,
         vector_cache: str | Path | None = None,
         defer_vectors: bool = False,
-        known_vectors: Mapping[str, Vectors] | None = None,
+        base: Engine | None = None,
         decision: DecisionModel | None = None,
         rerank_above: int = RERANK_ABOVE,
         rerank_candidates: int = RERANK_CANDIDATES,
@@ -121,7 +121,8 @@ class Engine:
         self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
         self.vectors: PassageVectors | None = None  # set once, by load_vectors: then ask fuses
         self.vectors_seconds = 0.0
-        self._known_vectors = known_vectors  # text -> vector already in memory (the corpus's)
+        # The engine this one extends (with_documents): its vectors are reused, never re-encoded.
+        self._base = base
         self._vectors_lock = threading.Lock()
         state = (
             semantic_available() if semantic is not False else Availability(False, "lexical engine asked for")
@@ -151,13 +152,19 @@ class Engine:
                 self._off = str(exc)
                 log.warning("semantic stage not loaded, engine stays lexical: %s", exc)
                 return False
+            known = None
+            if self._base is not None:
+                # The corpus's vectors may still be on their way (the bot builds both deferred):
+                # wait for them rather than encode the whole corpus a second time.
+                self._base.load_vectors()
+                known = self._base._vectors_by_text()
             found = VectorCache(embedder, self.vector_cache).vectors(
-                self.cache_name, self._vector_texts(), self._known_vectors
+                self.cache_name, self._vector_texts(), known
             )
             n = len(self.passages)
             counts = [len(group) for group in self.ranker.sentence_texts]
             self.vectors = PassageVectors.of(embedder, found[:n], found[n:], counts)
-            self._known_vectors = None
+            self._base = None
             self.vectors_seconds = time.perf_counter() - started
             return True
 
@@ -190,7 +197,8 @@ class Engine:
 
     def with_documents(self, extra: Sequence[Document], *, defer_vectors: bool = False) -> Engine:
         """A new engine over these documents plus ``extra`` (a server's own documents). It reuses
-        this engine's vectors in memory: only ``extra`` is read from the cache or encoded."""
+        this engine's vectors in memory (waiting for them if they are still being encoded): only
+        ``extra`` is read from the cache or encoded."""
         if not extra:
             return self
         return Engine(
@@ -201,7 +209,7 @@ class Engine:
             semantic=self.semantic,
             vector_cache=self.vector_cache,
             defer_vectors=defer_vectors,
-            known_vectors=self._vectors_by_text(),
+            base=self,
             decision=self.decision,
             rerank_above=self.rerank_above,
             rerank_candidates=self.rerank_candidates,
