@@ -345,3 +345,17 @@ def test_a_servers_engine_built_before_the_corpus_vectors_waits_for_them(tmp_pat
         thread.join()
     assert base.vectors is not None and server.vectors is not None
     assert embedder.texts_encoded - before == len(_texts(base)) + len(_texts(server) - _texts(base))
+
+
+def test_encoding_reports_its_progress(tmp_path: Path) -> None:
+    """`index` shows a bar while a corpus is encoded (the slow part of a large build)."""
+    seen: list[tuple[int, int]] = []
+    engine = Engine.from_path(
+        ROOT / "corpus", vector_cache=tmp_path, encode_progress=lambda d, t: seen.append((d, t))
+    )
+    total = len(_texts(engine))
+    assert seen and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    seen.clear()
+    Engine.from_path(ROOT / "corpus", vector_cache=tmp_path, encode_progress=lambda d, t: seen.append((d, t)))
+    assert seen == []  # from the cache: nothing encoded, nothing to show

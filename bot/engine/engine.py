@@ -91,6 +91,7 @@ class Engine:
         decision: DecisionModel | None = None,
         rerank_above: int = RERANK_ABOVE,
         rerank_candidates: int = RERANK_CANDIDATES,
+        encode_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.documents = list(documents)
@@ -123,6 +124,7 @@ class Engine:
         self.vectors_seconds = 0.0
         # The engine this one extends (with_documents): its vectors are reused, never re-encoded.
         self._base = base
+        self._encode_progress = encode_progress  # (done, total) while texts are encoded
         self._vectors_lock = threading.Lock()
         state = (
             semantic_available() if semantic is not False else Availability(False, "lexical engine asked for")
@@ -159,7 +161,7 @@ class Engine:
                 self._base.load_vectors()
                 known = self._base._vectors_by_text()
             found = VectorCache(embedder, self.vector_cache).vectors(
-                self.cache_name, self._vector_texts(), known
+                self.cache_name, self._vector_texts(), known, self._encode_progress
             )
             n = len(self.passages)
             counts = [len(group) for group in self.ranker.sentence_texts]

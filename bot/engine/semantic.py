@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.util import find_spec
@@ -165,8 +165,9 @@ class Embedder:
         _release_freed_memory()
         self.load_seconds = time.perf_counter() - started
 
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        """L2-normalised float32 vectors, one row per text, in order."""
+    def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> Vectors:
+        """L2-normalised float32 vectors, one row per text, in order; ``progress(done, total)``
+        after each batch (encoding is the slow part of building a large corpus)."""
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return out
@@ -175,6 +176,8 @@ class Embedder:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             out[chunk] = self._encode_batch([texts[i] for i in chunk])
+            if progress:
+                progress(min(start + self.batch_size, len(order)), len(order))
         with self._count_lock:
             self.texts_encoded += len(texts)
         if len(texts) >= TRIM_AFTER:
@@ -250,14 +253,18 @@ class VectorCache:
         return self.directory / f"{safe}.npz"
 
     def vectors(
-        self, corpus: str, texts: Sequence[str], in_memory: Mapping[str, Vectors] | None = None
+        self,
+        corpus: str,
+        texts: Sequence[str],
+        in_memory: Mapping[str, Vectors] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Vectors:
         """Vectors of ``texts``: from ``in_memory`` (text -> vector, e.g. the corpus a server's
         engine extends) or the cache where the same text was encoded before, else encoded now. The
         file then holds exactly the texts not in ``in_memory`` (a removed document's go with it)."""
         if in_memory:
             rest = [t for t in dict.fromkeys(texts) if t not in in_memory]
-            found = dict(zip(rest, self.vectors(corpus, rest), strict=True))
+            found = dict(zip(rest, self.vectors(corpus, rest, progress=progress), strict=True))
             if not texts:
                 return np.zeros((0, self.embedder.dimension), dtype=np.float32)
             return np.stack([found[t] if t in found else in_memory[t] for t in texts]).astype(
@@ -268,7 +275,7 @@ class VectorCache:
         known = self._load(path)
         todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
         if todo:
-            known.update(zip(todo, self.embedder.encode(list(todo.values())), strict=True))
+            known.update(zip(todo, self.embedder.encode(list(todo.values()), progress), strict=True))
         wanted = dict.fromkeys(keys)
         if todo or len(known) != len(wanted):
             self._save(path, {key: known[key] for key in wanted})
