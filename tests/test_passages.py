@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 from bot.engine import Engine
-from bot.engine.analyzer import analyze
 from bot.engine.documents import Block, Document, load_corpus
 from bot.engine.passages import MAX_WORDS, make_passages, split_sentences
 
@@ -88,8 +87,8 @@ def test_ids_are_stable_across_runs_and_change_only_with_the_text() -> None:
     assert changed[0] != first[0] and changed[1:] == first[1:]
 
 
-def test_a_passages_terms_are_its_heading_and_sentences_terms() -> None:
-    """The ranker analyses each sentence once and joins them; that must equal analysing the text."""
+def test_a_passages_sentences_are_cut_as_split_sentences_cuts_them() -> None:
+    """The ranker keeps each sentence as offsets into its passage; they give back the text."""
     engine = Engine.from_path(CORPUS)
-    for passage, terms in zip(engine.passages, engine.ranker.terms, strict=True):
-        assert terms == analyze(passage.section) + analyze(passage.text)
+    for pid, passage in enumerate(engine.passages):
+        assert engine.ranker.sentences_of(pid) == split_sentences(passage.text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
@@ -163,14 +164,39 @@ def term_of(word: str) -> str | None:
     return stem(word.replace("'", ""))
 
 
-def analyze(text: str) -> list[str]:
-    """Index terms of a passage or a question, in order, repeats kept (BM25 counts them)."""
-    terms = []
-    for word in _words(normalize(text)):
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token of normalised text: what every later step reads (index, questions, highlights)."""
+
+    surface: str  # as written, after normalize(): "Musk's", "#TrumpVsMusk", "U.S."
+    start: int  # offsets into the normalised text
+    end: int
+    terms: tuple[tuple[str, str], ...]  # (index term, prefix) for each word it indexes as; () = stopword
+
+
+@lru_cache(maxsize=1 << 18)
+def token_terms(surface: str) -> tuple[tuple[str, str], ...]:
+    """(term, five-letter prefix) for each indexable word of one token (a hashtag gives several).
+
+    The one place a token becomes terms: cached per surface form, since a corpus repeats them."""
+    pairs = []
+    for word in _words(surface):
         term = term_of(word)
         if term:
-            terms.append(term)
-    return terms
+            pairs.append((term, prefix_of(word, term)))
+    return tuple(pairs)
+
+
+def tokenize(text: str) -> list[Token]:
+    """The tokens of ``text`` (normalised first), with offsets and terms."""
+    return [
+        Token(m.group(), m.start(), m.end(), token_terms(m.group())) for m in _TOKEN.finditer(normalize(text))
+    ]
+
+
+def analyze(text: str) -> list[str]:
+    """Index terms of a passage or a question, in order, repeats kept (BM25 counts them)."""
+    return [term for surface in _TOKEN.findall(normalize(text)) for term, _ in token_terms(surface)]
 
 
 def analyze_pairs(text: str) -> list[tuple[str, str]]:
@@ -180,12 +206,7 @@ def analyze_pairs(text: str) -> list[tuple[str, str]]:
     meet. The decision in ``answers.py`` counts a prefix match as weaker evidence that a word is
     there; prefixes are not a ranking field (docs/ENGINE.md says why).
     """
-    pairs = []
-    for word in _words(normalize(text)):
-        term = term_of(word)
-        if term:
-            pairs.append((term, prefix_of(word, term)))
-    return pairs
+    return [pair for surface in _TOKEN.findall(normalize(text)) for pair in token_terms(surface)]
 
 
 def surface_terms(text: str) -> list[tuple[int, int, str]]:
@@ -193,22 +214,14 @@ def surface_terms(text: str) -> list[tuple[int, int, str]]:
 
     Offsets point into ``text`` itself; normalisation keeps lengths for everything but rare
     compatibility characters, so offsets are taken from the normalised copy only when equal length.
+    A hashtag yields several words; its first (whole-tag) term is what highlights it.
     """
     norm = normalize(text)
     if len(norm) != len(text):
         norm = text
-    spans: list[tuple[int, int, str]] = []
-    for match in _TOKEN.finditer(norm):
-        words = _words(match.group())
-        # A hashtag yields several words; its first (whole-tag) term is what highlights it.
-        term = None
-        for word in words:
-            term = term_of(word)
-            if term:
-                break
-        if term:
-            spans.append((match.start(), match.end(), term))
-    return spans
+    return [
+        (m.start(), m.end(), pairs[0][0]) for m in _TOKEN.finditer(norm) if (pairs := token_terms(m.group()))
+    ]
 
 
 PREFIX_LENGTH = 5

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analyzer import _TOKEN, _words, analyze_pairs, normalize, prefix_of, term_of
+from .analyzer import analyze_pairs, normalize, tokenize
 from .decision import Signals
 from .passages import Passage, split_sentences
 
@@ -123,24 +122,21 @@ class QuestionView:
         query: list[str] = []
         prefixes: dict[str, str] = {}
         names: list[tuple[str, str]] = []
-        for i, match in enumerate(_TOKEN.finditer(text)):
-            token = match.group()
-            for word in _words(token):
-                term = term_of(word)
-                if not term:
-                    continue
+        for i, token in enumerate(tokenize(text)):
+            for term, prefix in token.terms:
                 query.append(term)
                 if term not in prefixes:
                     terms.append(term)
-                    prefixes[term] = prefix_of(word, term)
-                if token[0].isdigit() or (token[0].isupper() and i > 0):
-                    names.append((term, token))
+                    prefixes[term] = prefix
+                first = token.surface[0]
+                if first.isdigit() or (first.isupper() and i > 0):
+                    names.append((term, token.surface))
         lowered = text.lower()
         view = cls(terms, query, prefixes, [], expected_answer(lowered), bool(_NAME_QUESTION.search(lowered)))
         if decider:
-            for term, token in names:
-                if not decider.known(view, term) and token not in view.unknown_names:
-                    view.unknown_names.append(token)
+            for term, surface in names:
+                if not decider.known(view, term) and surface not in view.unknown_names:
+                    view.unknown_names.append(surface)
         return view
 
 
@@ -267,7 +263,10 @@ class Decider:
 
 
 def words_of(text: str) -> PassageWords:
-    pairs = analyze_pairs(text)
+    return words_of_pairs(analyze_pairs(text))
+
+
+def words_of_pairs(pairs: list[tuple[str, str]]) -> PassageWords:
     return PassageWords(frozenset(t for t, _ in pairs), frozenset(p for _, p in pairs))
 
 
@@ -302,22 +301,3 @@ def best_sentence(
         if score > best_score:
             best, best_score = sentence, score
     return best
-
-
-def find_names(passages: list[Passage]) -> set[str]:
-    """Terms the documents mostly write capitalised mid-sentence, or digits: names and numbers."""
-    upper: Counter[str] = Counter()
-    lower: Counter[str] = Counter()
-    for passage in passages:
-        for sentence in split_sentences(normalize(passage.text)):
-            for i, match in enumerate(_TOKEN.finditer(sentence)):
-                token = match.group()
-                for word in _words(token):
-                    term = term_of(word)
-                    if not term:
-                        continue
-                    if token[0].isdigit() or (i > 0 and token[0].isupper()):
-                        upper[term] += 1
-                    elif token[0].islower():
-                        lower[term] += 1
-    return {t for t, n in upper.items() if n > lower[t]}

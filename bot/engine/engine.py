@@ -14,19 +14,17 @@ from typing import Any
 import numpy as np
 
 from .answers import (
-    DATE,
-    QUANTITY,
     Answer,
     Decider,
     Hit,
     QuestionView,
     best_sentence,
-    find_names,
 )
 from .decision import DecisionModel, shipped_model
 from .documents import Document, LoadError, load_corpus
 from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, PassageVectors, fused_top
 from .index import BM25Params, top_k
+from .memory import release_freed_memory
 from .passages import MAX_WORDS, Passage, make_passages
 from .ranking import Ranker, RankingWeights
 from .semantic import (
@@ -101,17 +99,11 @@ class Engine:
         self.max_words = max_words
         self.passages: list[Passage] = [p for d in self.documents for p in make_passages(d, max_words)]
         # A heading is indexed with every passage under it, never returned on its own.
-        self.ranker = Ranker(
-            self.passages,
-            self.params,
-            self.weights,
-            has_date=[bool(DATE.search(p.text)) for p in self.passages],
-            has_quantity=[bool(QUANTITY.search(p.text)) for p in self.passages],
-            progress=progress,
-        )
+        self.ranker = Ranker(self.passages, self.params, self.weights, progress=progress)
+        release_freed_memory()  # the build's short-lived arrays and strings
         self.index = self.ranker.passages
         self.decider = Decider(
-            self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), find_names(self.passages)
+            self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), self.ranker.names
         )
         self._by_id = {p.id: i for i, p in enumerate(self.passages)}
         self.decision = decision or shipped_model()
@@ -164,7 +156,7 @@ class Engine:
                 self.cache_name, self._vector_texts(), known, self._encode_progress
             )
             n = len(self.passages)
-            counts = [len(group) for group in self.ranker.sentence_texts]
+            counts = np.diff(self.ranker.sentence_start).tolist()
             self.vectors = PassageVectors.of(embedder, found[:n], found[n:], counts)
             self._base = None
             self.vectors_seconds = time.perf_counter() - started
@@ -270,7 +262,7 @@ class Engine:
                     self.weights.sentence_cosine_weight,
                 )
                 pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]))
-            signals = self.decider.signals(view, passage, self.ranker.words[pid], sentence, margin, pair)
+            signals = self.decider.signals(view, passage, self.ranker.words(pid), sentence, margin, pair)
             return Hit(passage, score, model.probability(signals), signals), sentence
 
         top, sentence = hit(0)

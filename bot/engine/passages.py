@@ -30,24 +30,35 @@ _ABBREVIATIONS = frozenset(
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9#@])")
 
 
-def split_sentences(text: str) -> list[str]:
-    sentences: list[str] = []
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, whitespace trimmed: ``split_sentences`` as
+    offsets, so an index can keep two integers a sentence instead of its text."""
+    spans: list[tuple[int, int]] = []
     start = 0
+
+    def add(a: int, b: int) -> None:
+        piece = text[a:b]
+        stripped = piece.strip()
+        if stripped:
+            a += len(piece) - len(piece.lstrip())
+            spans.append((a, a + len(stripped)))
+
     for match in _BOUNDARY.finditer(text):
         end = match.end()
         if text[match.start()] == ".":
-            word = text[start : match.start()].split()[-1:] or [""]
+            # The last word before the period (its tail is enough: abbreviations are short).
+            word = text[max(start, match.start() - 24) : match.start()].split()[-1:] or [""]
             last = word[0].lstrip("\"'“‘(").lower()
             if last in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)*[a-z]", last):
                 continue  # "Jr.", "F.", "U.S." do not end the sentence
-        sentence = text[start:end].strip()
-        if sentence:
-            sentences.append(sentence)
+        add(start, end)
         start = end
-    tail = text[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
+    add(start, len(text))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""Ranking: two BM25 views of the same passages, combined.
+"""Ranking: two BM25 views of the same passages, combined, built in one pass over the text.
 
-- **passages** (the main field): stemmed terms of the passage and its section heading;
+- **passages** (the main field): terms of the passage and its section heading;
 - **sentences** (weight ``sentence_weight``): each sentence indexed alone; a passage gains its best
   sentence's score, so the question's words found *together* count for more than the same words
   scattered across a paragraph.
@@ -8,27 +8,34 @@
 When a question asks *when* or *how many*, passages that hold a date or a quantity gain
 ``type_boost`` of the best score: the answer to "when" is a passage with a date in it.
 
+**One pass.** Each passage's heading and sentences are tokenised once (``analyzer.token_terms``,
+cached per surface form); that single pass yields the term ids of both fields, the five-letter
+prefixes (how many passages hold each, for the decision), and how often each term is written
+capitalised mid-sentence (the names). Everything after is numpy over flat arrays: no per-passage
+Python sets or term lists are kept.
+
 Each field is a ``BM25Index`` whose figures equal rank-bm25's; the weights were chosen by measuring
 hit@1, hit@3 and MRR on the public questions and two sets written independently (``docs/ENGINE.md``).
-
-The ranker also keeps each passage's words and five-letter prefixes (``words``, ``prefix_doc_freq``)
-for the decision in ``answers.py``: there a prefix match ("response" for "respond") is evidence
-that a word is present. As a third ranking field, prefixes were measured and dropped: a wash on
-the held-out sets, and one public question pushed out of the top three.
+As a third ranking field, prefixes were measured and dropped: a wash on the held-out sets, and one
+public question pushed out of the top three; they serve the decision only.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+import threading
+from array import array
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from .analyzer import analyze_pairs
-from .answers import PassageWords
-from .index import BM25Index, BM25Params, FloatArray, IntArray, top_k
-from .passages import Passage, split_sentences
+from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, token_terms
+from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
+from .index import BM25Index, BM25Params, FloatArray, IntArray, Vocabulary, distinct_pairs, top_k
+from .passages import Passage, sentence_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,63 +47,240 @@ class RankingWeights:
     sentence_cosine_weight: float = 0.25
 
 
+def passage_terms(passage: Passage) -> list[str]:
+    """A passage's index terms in order, heading first: what the main field holds (the reference
+    the one-pass build is tested against)."""
+    return analyze(passage.section) + analyze(passage.text)
+
+
+_CURRENCY = re.compile(r"[$€£¥%]")  # the parts of DATE and QUANTITY that are not inside one token
+_SLASH_DATE = re.compile(r"\b\d{1,2}/\d{1,2}(/\d{2,4})?\b")
+_CENTURY = "century"  # "the tenth century" spans two tokens: such passages get the whole DATE regex
+DIGIT, UPPER, LOWER = 1, 2, 3  # a token's first character
+# The words of answers.DATE and QUANTITY (tests/test_index.py checks the flags against the regexes).
+_TYPE_WORDS = frozenset(
+    """
+    january february march april may june july august september october november december monday
+    tuesday wednesday thursday friday saturday sunday yesterday today tomorrow centuries two three
+    four five six seven eight nine ten eleven twelve twenty thirty forty fifty sixty seventy eighty
+    ninety hundred hundreds thousand thousands million millions billion billions trillion trillions
+    dozen dozens half percent
+    """.split()
+)
+
+
+@dataclass(slots=True)
+class _Surfaces:
+    """What each distinct surface token of a corpus is, computed once per distinct token."""
+
+    pointer: IntArray  # surface s's terms: terms[pointer[s]:pointer[s + 1]]
+    terms: IntArray
+    prefixes: IntArray
+    first: npt.NDArray[np.int8]  # DIGIT / UPPER / LOWER / 0
+    date: npt.NDArray[np.bool_]  # the token alone matches DATE (a year, a month, "10th")
+    quantity: npt.NDArray[np.bool_]  # the token alone matches QUANTITY (a number, "dozen")
+    century: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, surfaces: Sequence[str], terms: Vocabulary, prefixes: Vocabulary) -> _Surfaces:
+        pointer = [0]
+        term_ids: list[int] = []
+        prefix_ids: list[int] = []
+        first, date, quantity, century = [], [], [], []
+        for surface in surfaces:
+            for term, prefix in token_terms(surface):
+                term_ids.append(terms.id(term))
+                prefix_ids.append(prefixes.id(prefix))
+            pointer.append(len(term_ids))
+            c = surface[0]
+            first.append(DIGIT if c.isdigit() else UPPER if c.isupper() else LOWER if c.islower() else 0)
+            # A word of letters only can match neither pattern unless it is one of their words.
+            typed = not surface.isalpha() or surface.lower() in _TYPE_WORDS
+            date.append(typed and DATE.search(surface) is not None)
+            quantity.append(typed and QUANTITY.search(surface) is not None)
+            century.append(surface.lower() == _CENTURY)
+        return cls(
+            np.asarray(pointer, dtype=np.int64),
+            np.asarray(term_ids, dtype=np.int32),
+            np.asarray(prefix_ids, dtype=np.int32),
+            np.asarray(first, dtype=np.int8),
+            np.asarray(date, dtype=bool),
+            np.asarray(quantity, dtype=bool),
+            np.asarray(century, dtype=bool),
+        )
+
+
+def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
+    """For items with ``counts`` children each: every child's item, and its rank within the item."""
+    owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    starts = np.cumsum(counts) - counts
+    return owner, np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+
+
 class Ranker:
     def __init__(
         self,
         passages: Sequence[Passage],
         params: BM25Params,
         weights: RankingWeights,
-        has_date: Sequence[bool],
-        has_quantity: Sequence[bool],
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.weights = weights
-        self.terms: list[list[str]] = []
-        prefixes: list[list[str]] = []
-        sentence_terms: list[list[str]] = []
-        owners: list[int] = []
-        self.sentence_texts: list[list[str]] = []  # each passage's sentences, as split_sentences cuts them
-        for i, passage in enumerate(passages):
-            # Each sentence is analysed once: the passage's terms are its heading's plus its sentences'.
-            self.sentence_texts.append(split_sentences(passage.text))
-            sentences = [analyze_pairs(s) for s in self.sentence_texts[-1]]
-            pairs = analyze_pairs(passage.section) + [pair for sentence in sentences for pair in sentence]
-            self.terms.append([term for term, _ in pairs])
-            prefixes.append([prefix for _, prefix in pairs])
-            sentence_terms.extend([term for term, _ in sentence] for sentence in sentences)
-            owners.extend([i] * len(sentences))
-            if progress and (i + 1) % 1000 == 0:
-                progress(i + 1, len(passages))
+        self.passages_list = passages
+        n = len(passages)
+
+        # 1. Tokens: every passage's heading, then each of its sentences, one segment each. A
+        # token is kept as the id of its distinct surface form (the first sight assigns the next
+        # id), so the corpus's token strings never all exist at once.
+        surface_ids: defaultdict[str, int] = defaultdict()
+        surface_ids.default_factory = surface_ids.__len__
+        new_id = surface_ids.__getitem__
+        surface_of_token = array("i")
+        segment_length = array("i")
+        segment_owner = array("i")  # the passage of each segment
+        segment_sentence = array("i")  # the sentence id of each segment, -1 for a heading
+        spans = array("i")  # each sentence's (start, end) in its passage's text
+        sentence_owner = array("i")
+        for pid, passage in enumerate(passages):
+            before = len(surface_of_token)
+            surface_of_token.extend(map(new_id, _TOKEN.findall(normalize(passage.section))))
+            segment_length.append(len(surface_of_token) - before)
+            segment_owner.append(pid)
+            segment_sentence.append(-1)
+            text = passage.text
+            for start, end in sentence_spans(text):
+                before = len(surface_of_token)
+                surface_of_token.extend(map(new_id, _TOKEN.findall(normalize(text[start:end]))))
+                segment_length.append(len(surface_of_token) - before)
+                segment_owner.append(pid)
+                segment_sentence.append(len(sentence_owner))
+                sentence_owner.append(pid)
+                spans.extend((start, end))
+            if progress and (pid + 1) % 1000 == 0:
+                progress(pid + 1, n)
         if progress:
-            progress(len(passages), len(passages))
-        self.passages = BM25Index(self.terms, params)
-        self.prefix_doc_freq: dict[str, int] = dict(Counter(p for passage in prefixes for p in set(passage)))
-        self.words = [
-            PassageWords(frozenset(t), frozenset(p)) for t, p in zip(self.terms, prefixes, strict=True)
-        ]
-        self.sentences = BM25Index(sentence_terms, params)
-        self.sentence_owner: IntArray = np.asarray(owners, dtype=np.int32)
-        self.has_date = np.asarray(has_date, dtype=bool)
-        self.has_quantity = np.asarray(has_quantity, dtype=bool)
+            progress(n, n)
+
+        # 2. Each distinct surface analysed once.
+        surface = np.frombuffer(surface_of_token, dtype=np.int32)
+        vocabulary, prefix_vocabulary = Vocabulary(), Vocabulary()
+        table = _Surfaces.of(list(surface_ids), vocabulary, prefix_vocabulary)
+        del surface_ids
+
+        # 3. Tokens -> segments, terms -> tokens (a hashtag is several terms).
+        lengths = np.frombuffer(segment_length, dtype=np.int32).astype(np.int64)
+        token_segment, token_rank = _expand(lengths)
+        per_token = table.pointer[1:][surface] - table.pointer[:-1][surface]
+        term_token, term_rank = _expand(per_token)
+        at = table.pointer[:-1][surface[term_token]] + term_rank
+        term_ids = table.terms[at]
+        term_prefixes = table.prefixes[at]
+        owner_of_segment = np.frombuffer(segment_owner, dtype=np.int32)
+        sentence_of_segment = np.frombuffer(segment_sentence, dtype=np.int32)
+        term_segment = token_segment[term_token]
+        term_passage = owner_of_segment[term_segment]
+        term_sentence = sentence_of_segment[term_segment]
+        in_sentence = term_sentence >= 0
+
+        # 4. The two fields. A passage or sentence with no terms holds one empty term, as in
+        # rank-bm25 (which divides by a passage's length).
+        n_sentences = len(sentence_owner)
+        empty_passages = np.flatnonzero(np.bincount(term_passage, minlength=n) == 0).astype(np.int32)
+        empty_sentences = np.flatnonzero(
+            np.bincount(term_sentence[in_sentence], minlength=n_sentences) == 0
+        ).astype(np.int32)
+        empty = vocabulary.id("") if len(empty_passages) or len(empty_sentences) else -1
+        main_terms = np.concatenate([term_ids, np.full(len(empty_passages), empty, dtype=np.int32)])
+        main_owner = np.concatenate([term_passage, empty_passages])
+        self.vocabulary, self.prefix_vocabulary = vocabulary, prefix_vocabulary
+        self.passages = BM25Index(main_terms, main_owner, n, vocabulary, params)
+        self.sentences = BM25Index(
+            np.concatenate([term_ids[in_sentence], np.full(len(empty_sentences), empty, dtype=np.int32)]),
+            np.concatenate([term_sentence[in_sentence], empty_sentences]),
+            n_sentences,
+            vocabulary,
+            params,
+        )
+        self.sentence_owner: IntArray = np.frombuffer(sentence_owner, dtype=np.int32).copy()
+        self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
+        np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
+        self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
+
+        # 5. How many passages hold each prefix (the decision's fallback for a word the stemmer
+        # missed), and the names: terms mostly written capitalised mid-sentence, or digits.
+        _, prefix_ids, _ = distinct_pairs(term_passage, term_prefixes, len(prefix_vocabulary))
+        prefix_df = np.bincount(prefix_ids, minlength=len(prefix_vocabulary))
+        self.prefix_doc_freq: dict[str, int] = {
+            p: int(prefix_df[i]) for i, p in enumerate(prefix_vocabulary.terms) if prefix_df[i]
+        }
+        first = table.first[surface[term_token]]
+        mid = token_rank[term_token] > 0
+        capital = in_sentence & ((first == DIGIT) | ((first == UPPER) & mid))
+        lowered = in_sentence & (first == LOWER)
+        upper_count = np.bincount(term_ids[capital], minlength=len(vocabulary))
+        lower_count = np.bincount(term_ids[lowered], minlength=len(vocabulary))
+        self.names: set[str] = {vocabulary.terms[i] for i in np.flatnonzero(upper_count > lower_count)}
+
+        # 6. Which passages hold a date or a quantity (answers.DATE / QUANTITY over the text):
+        # token by token, plus the few patterns that span tokens.
+        sentence_token = sentence_of_segment[token_segment] >= 0
+        token_passage = owner_of_segment[token_segment]
+        self.has_date = np.zeros(n, dtype=bool)
+        self.has_quantity = np.zeros(n, dtype=bool)
+        self.has_date[token_passage[sentence_token & table.date[surface]]] = True
+        self.has_quantity[token_passage[sentence_token & table.quantity[surface]]] = True
+        centuries = set(token_passage[sentence_token & table.century[surface]].tolist())
+        for pid, passage in enumerate(passages):
+            if not self.has_quantity[pid] and _CURRENCY.search(passage.text):
+                self.has_quantity[pid] = True
+            if not self.has_date[pid] and (
+                _SLASH_DATE.search(passage.text) or (pid in centuries and DATE.search(passage.text))
+            ):
+                self.has_date[pid] = True
+        self._buffers = threading.local()
+
+    def words(self, pid: int) -> PassageWords:
+        """Passage ``pid``'s distinct terms and prefixes, for the decision: re-read from its text
+        for the few hits of a question (tens of microseconds), so no per-passage sets are kept."""
+        passage = self.passages_list[pid]
+        return words_of_pairs(analyze_pairs(passage.section) + analyze_pairs(passage.text))
+
+    def sentences_of(self, pid: int) -> list[str]:
+        """Passage ``pid``'s sentences, as ``split_sentences`` cuts them."""
+        text = self.passages_list[pid].text
+        first, end = self.sentence_start[pid], self.sentence_start[pid + 1]
+        return [text[a:b] for a, b in self.sentence_spans[first:end].tolist()]
+
+    @property
+    def sentence_texts(self) -> list[list[str]]:
+        """Every passage's sentences (semantic mode encodes them)."""
+        return [self.sentences_of(pid) for pid in range(len(self.passages_list))]
 
     def score(self, terms: Sequence[str], expects: str | None = None) -> tuple[IntArray, FloatArray]:
-        """(passage ids, combined scores) for every passage holding one of the question's ``terms``."""
+        """(passage ids, combined scores) for every passage holding one of the question's ``terms``
+        (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
-        main_ids, main_scores = self.passages.score(terms)
+        main_ids, scores = self.passages.score(terms)
         sent_ids, sent_scores = self.sentences.score(terms)
-        # Best sentence per passage: sort by score, keep the first (highest) per owner.
-        owners = self.sentence_owner[sent_ids]
-        order = np.argsort(-sent_scores, kind="stable")
-        best_owner, first = np.unique(owners[order], return_index=True)
-        best_sentence = sent_scores[order][first]
-
-        # A sentence matches only inside a passage that matches, and BM25Index returns sorted ids.
-        scores = main_scores.copy()
-        scores[np.searchsorted(main_ids, best_owner)] += w.sentence_weight * best_sentence
+        if len(sent_ids):
+            # Best sentence per passage: a running maximum into a dense per-thread buffer, read
+            # back for the passages that matched, then cleared (a sentence matches only inside a
+            # passage that matches).
+            best = self._best_buffer()
+            owners = self.sentence_owner[sent_ids]
+            np.maximum.at(best, owners, sent_scores)
+            scores = scores + w.sentence_weight * best[main_ids]
+            best[owners] = 0.0
         if expects and w.type_boost and len(scores):
             wanted = self.has_date if expects == "date" else self.has_quantity
-            scores += w.type_boost * scores.max() * wanted[main_ids]
+            scores = scores + w.type_boost * scores.max() * wanted[main_ids]
         return main_ids, scores
+
+    def _best_buffer(self) -> FloatArray:
+        best: FloatArray | None = getattr(self._buffers, "best", None)
+        if best is None:
+            best = self._buffers.best = np.zeros(self.passages.size, dtype=np.float64)
+        return best
 
     def top(self, terms: Sequence[str], k: int, expects: str | None = None) -> list[tuple[int, float]]:
         return top_k(*self.score(terms, expects), k)

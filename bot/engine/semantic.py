@@ -21,13 +21,10 @@ a process, whoever asks first.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -41,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ class Embedder:
         self.texts_encoded = 0
         self._count_lock = threading.Lock()
         self._recent: OrderedDict[str, Vectors] = OrderedDict()
-        _release_freed_memory()
+        release_freed_memory()
         self.load_seconds = time.perf_counter() - started
 
     def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> Vectors:
@@ -181,7 +180,7 @@ class Embedder:
         with self._count_lock:
             self.texts_encoded += len(texts)
         if len(texts) >= TRIM_AFTER:
-            _release_freed_memory()
+            release_freed_memory()
         return out
 
     def encode_question(self, text: str) -> Vectors:
@@ -325,15 +324,6 @@ def _check(keys: Any, vectors: Any, dimension: int) -> None:
     norms = np.linalg.norm(vectors, axis=1)
     if len(keys) and not np.all(np.abs(norms - 1) < 1e-3):
         raise ValueError("vectors not unit length")
-
-
-def _release_freed_memory() -> None:
-    """Hand back to the system what glibc keeps after it was freed: after the session build, the
-    parsed file and the int8 weights onnxruntime folded to fp32 (RSS added by a load: 189 MB ->
-    130 MB); after a corpus, the buffers of its longest passages."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _sha256(path: Path) -> str:
