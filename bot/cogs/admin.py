@@ -26,6 +26,7 @@ from ..storage import Change, ChannelRules, GuildSettings, StorageError, megabyt
 from ..storage.schema import (
     COOLDOWN_SECONDS,
     DEFAULT_VISIBILITY,
+    FOLLOW_UP_MINUTES,
     MENTION_REPLIES,
     PASSAGES_PER_ANSWER,
     SETTINGS,
@@ -146,6 +147,8 @@ class Admin(
                 f"Reply to mentions: {'on' if s.mention_replies else 'off'}",
                 f"Cooldown per member: {s.cooldown_seconds} s",
                 f"Strictness of “not in the article”: {s.strictness:.2f} (0 lenient … 1 strict)",
+                "Follow-ups by reply: "
+                + (f"within {s.follow_up_minutes} min of an answer" if s.follow_up_minutes else "off"),
                 f"Moderator role: {role}",
             ]
         )
@@ -167,6 +170,7 @@ class Admin(
         mentions: bool | None = None,
         cooldown: app_commands.Range[int, COOLDOWN_SECONDS.low, COOLDOWN_SECONDS.high] | None = None,
         strictness: app_commands.Range[float, STRICTNESS.low, STRICTNESS.high] | None = None,
+        followups: app_commands.Range[int, FOLLOW_UP_MINUTES.low, FOLLOW_UP_MINUTES.high] | None = None,
     ) -> None:
         options: dict[Setting[Any], object] = {
             PASSAGES_PER_ANSWER: passages,
@@ -174,6 +178,7 @@ class Admin(
             MENTION_REPLIES: mentions,
             COOLDOWN_SECONDS: cooldown,
             STRICTNESS: strictness,
+            FOLLOW_UP_MINUTES: followups,
         }
         changes = {setting.name: value for setting, value in options.items() if value is not None}
         if not changes:
