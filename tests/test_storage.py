@@ -318,7 +318,9 @@ async def test_insight_columns_round_trip(store: Storage) -> None:
     first = await store.log_question(
         G1, 10, 7, "Who called Musk a rocket man?", True, "p8", 3.0, confidence=0.75, section="The Rift"
     )
-    follow = await store.log_question(G1, 10, 7, "and what did he reply?", True, "p8", 2.0, follow_up_of=first)
+    follow = await store.log_question(
+        G1, 10, 7, "and what did he reply?", True, "p8", 2.0, follow_up_of=first
+    )
     plain = await store.get_question(G1, first)
     reply = await store.get_question(G1, follow)
     assert plain is not None and (plain.confidence, plain.section, plain.follow_up_of) == (

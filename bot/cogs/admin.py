@@ -7,7 +7,9 @@ Every reply is private; every change is written with its audit entry before it i
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
 import logging
 import time
 from pathlib import PurePath
@@ -17,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .. import replies
+from .. import insights, replies
 from ..checks import NotModerator, NotOwner, is_moderator
 from ..client import respond
 from ..engine import CorpusError
@@ -59,6 +61,17 @@ def ago(moment: dt.datetime | float) -> str:
 
 def when(moment: dt.datetime) -> str:
     return discord.utils.format_dt(moment, "R")
+
+
+INSIGHTS_ALT = "Chart: questions per day (answered, declined), votes per day, unanswered themes, top sections"
+
+
+def insights_text(found: insights.Insights, days: int) -> str:
+    """The chart's figures in words, escaped (members' questions are quoted) and within the limit."""
+    lines = [replies.escape(line) for line in insights.summary_lines(found, days)]
+    if not found.empty:
+        lines[0] = f"**{lines[0]}**"
+    return replies.truncate("\n".join(lines), replies.CONTENT_LIMIT)
 
 
 async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
@@ -372,6 +385,34 @@ class Admin(
             )
             lines.append(f"👍 {t.up} · 👎 {t.down} · {label}")
         await say(interaction, "**Feedback per passage**\n" + "\n".join(lines))
+
+    @app_commands.command(
+        name="insights", description="A chart of questions, answers, votes and gaps, with the figures"
+    )
+    @app_commands.describe(days=f"How many days back, today included (1-{insights.MAX_DAYS}, default 14)")
+    async def insights_command(
+        self,
+        interaction: discord.Interaction[ArticleBot],
+        days: app_commands.Range[int, 1, insights.MAX_DAYS] = insights.DEFAULT_DAYS,
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # encoding and drawing take a moment
+        first, questions, votes = await insights.read(self.bot.storage, guild_id, days)
+        engine = await self.bot.library.for_guild(guild_id)
+        # The semantic model only where this server's engine already runs it: never loaded for this.
+        embedder = engine.vectors.embedder if engine.vectors is not None else None
+        found = await asyncio.to_thread(insights.build, first, days, questions, votes, engine, embedder)
+        text = insights_text(found, days)
+        if found.empty:
+            await say(interaction, text)
+            return
+        png = await asyncio.to_thread(insights.render_png, found, days)
+        await respond(
+            interaction,
+            ephemeral=True,
+            content=text,
+            file=discord.File(io.BytesIO(png), filename="insights.png", description=INSIGHTS_ALT),
+        )
 
     # -- members --------------------------------------------------------------------------------
     @app_commands.command(name="block", description="Stop the bot answering a member in this server")
