@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -10,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .answers import (
     DATE,
@@ -25,7 +28,7 @@ from .answers import (
 from .documents import Document, LoadError, load_corpus
 from .fusion import PassageVectors, fused_top
 from .index import BM25Params
-from .passages import MAX_WORDS, Passage, make_passages
+from .passages import MAX_WORDS, Passage, make_passages, split_sentences
 from .ranking import Ranker, RankingWeights
 from .semantic import (
     Availability,
@@ -40,6 +43,10 @@ from .semantic import available as semantic_available
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
+# A follow-up's context (the question and answer it follows) weighs this much of the question itself,
+# in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
+# the passage the conversation is about, while a follow-up with words of its own goes where they do.
+CONTEXT_WEIGHT = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +207,30 @@ class Engine:
         i = self._by_id.get(passage_id)
         return None if i is None else self.passages[i]
 
-    def ask(self, question: str, k: int = 3, *, strictness: float = 0.5, offset: int = 0) -> Answer:
-        """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*)."""
+    def ask(
+        self,
+        question: str,
+        k: int = 3,
+        *,
+        strictness: float = 0.5,
+        offset: int = 0,
+        context: str | None = None,
+    ) -> Answer:
+        """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*).
+
+        ``context``: what a follow-up follows (the earlier question and its answer). Its words are
+        searched with the question's, at ``CONTEXT_WEIGHT``; the decision stays the question's own
+        unless none of its words is in the documents ("and what did he reply?"), and then reads
+        the context too. The answer sentence is one the context does not already hold, if any."""
         question = clip_question(question)
-        view = QuestionView.of(question, self.decider)
+        own = QuestionView.of(question, self.decider)
+        merged = with_context(own, QuestionView.of(clip_question(context), self.decider)) if context else own
+        leans_on_context = (
+            context is not None
+            and not own.unknown_names
+            and not any(t in self.decider.doc_freq for t in own.terms)
+        )
+        view = merged if leans_on_context else own  # what the decision reads
         if not view.terms:
             empty = "The question is empty." if not question else "The question has no words to search for."
             return Answer(question, False, empty, None, [], frozenset())
@@ -213,11 +240,16 @@ class Engine:
             return Answer(question, False, off_topic, None, [], terms)
         vectors = self.vectors  # read once: vectors that arrive mid-question wait for the next one
         sentence_cosines = None
+        query = query_weights(own, merged, self.decider) if context else own.query
         if vectors is None:
-            ranked = self.ranker.top(view.query, max(1, offset + k), view.expects)
+            ranked = self.ranker.top(query, max(1, offset + k), view.expects)
         else:
-            cosine, sentence_cosines = vectors.cosines(vectors.embedder.encode_question(question))
-            ids, bm25 = self.ranker.score(view.query, view.expects)
+            asked = vectors.embedder.encode_question(question)
+            if context:
+                asked = asked + CONTEXT_WEIGHT * vectors.embedder.encode_question(context)
+                asked = asked / max(float(np.linalg.norm(asked)), 1e-12)
+            cosine, sentence_cosines = vectors.cosines(asked)
+            ids, bm25 = self.ranker.score(query, view.expects)
             ranked = fused_top(ids, bm25, cosine, self.weights.cosine_weight, max(1, offset + k))
 
         top_id = ranked[0][0]
@@ -234,16 +266,19 @@ class Engine:
             reason = "The best passage holds too little of the question to be sure."
         if reason:
             sentence = None
-        elif vectors is None or sentence_cosines is None:
-            sentence = best_sentence(self.passages[top_id], view, self.decider)
         else:
-            first, end = vectors.start[top_id], vectors.start[top_id + 1]
+            passage = self.passages[top_id]
+            cosines = None
+            if vectors is not None and sentence_cosines is not None:
+                cosines = sentence_cosines[vectors.start[top_id] : vectors.start[top_id + 1]].tolist()
+            if context:  # a follow-up asks for something the answer it follows did not say
+                passage, cosines = without_sentences_in(passage, context, cosines)
             sentence = best_sentence(
-                self.passages[top_id],
-                view,
+                passage,
+                merged,
                 self.decider,
-                sentence_cosines[first:end].tolist(),
-                self.weights.sentence_cosine_weight,
+                cosines,
+                self.weights.sentence_cosine_weight if cosines else 0.0,
             )
         return Answer(question, reason is None, reason, sentence, hits, terms)
 
@@ -256,6 +291,56 @@ class Engine:
             load_errors=[str(e) for e in self.load_errors],
             semantic=self.mode,
         )
+
+
+def with_context(own: QuestionView, context: QuestionView) -> QuestionView:
+    """The question's view with the context's terms added after its own (for the decision and the
+    highlighting); names the documents never use and the expected answer type stay the question's."""
+    extra = [t for t in context.terms if t not in own.prefixes]
+    return QuestionView(
+        terms=own.terms + extra,
+        query=own.query + extra,
+        prefixes={**{t: context.prefixes[t] for t in extra}, **own.prefixes},
+        unknown_names=own.unknown_names,
+        expects=own.expects,
+    )
+
+
+def query_weights(own: QuestionView, view: QuestionView, decider: Decider) -> dict[str, float]:
+    """BM25's query for a follow-up: the question's terms as often as asked; the context's share one
+    weight, so that all of them together weigh ``CONTEXT_WEIGHT`` of the question (by IDF, words the
+    documents never use counted as the decision counts them). A long answer as context thus never
+    outweighs a short question; a question of unknown words only ("and what did he reply?") still
+    leans on its context, which then decides alone."""
+    weights: dict[str, float] = {}
+    for term in own.query:
+        weights[term] = weights.get(term, 0.0) + 1.0
+    extra = [t for t in view.terms if t not in weights]
+    own_weight = sum(decider.idf(own, t) * n for t, n in weights.items())
+    extra_weight = sum(decider.idf(view, t) for t in extra)
+    if extra_weight > 0:
+        for term in extra:
+            weights[term] = CONTEXT_WEIGHT * own_weight / extra_weight
+    return weights
+
+
+def without_sentences_in(
+    passage: Passage, context: str, cosines: list[float] | None
+) -> tuple[Passage, list[float] | None]:
+    """``passage`` without the sentences ``context`` already holds (and their cosines), unless that
+    leaves none."""
+    sentences = split_sentences(passage.text)
+    keep = [i for i, sentence in enumerate(sentences) if sentence.strip() not in context]
+    if not keep or len(keep) == len(sentences):
+        return passage, cosines
+    rest = dataclasses.replace(passage, text=" ".join(sentences[i] for i in keep))
+    if (
+        cosines is not None
+        and len(cosines) == len(sentences)
+        and len(split_sentences(rest.text)) == len(keep)
+    ):
+        return rest, [cosines[i] for i in keep]
+    return rest, None
 
 
 def clip_question(question: str) -> str:

@@ -13,7 +13,7 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,7 +82,7 @@ class BM25Index:
     def __contains__(self, term: str) -> bool:
         return term in self._postings
 
-    def _baseline(self, query: Counter[str]) -> float:
+    def _baseline(self, query: Mapping[str, float]) -> float:
         """What BM25+ and BM25L give every passage, matched or not (zero for Okapi)."""
         p = self.params
         if p.variant == "okapi":
@@ -90,9 +90,12 @@ class BM25Index:
         per_term = p.delta if p.variant == "plus" else (p.k1 + 1) * p.delta / (p.k1 + p.delta)
         return sum(self.idf.get(t, 0.0) * per_term * c for t, c in query.items())
 
-    def score(self, query_terms: Sequence[str]) -> tuple[IntArray, FloatArray]:
-        """(passage ids, scores) for the passages that hold at least one query term, unordered."""
-        query = Counter(query_terms)
+    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """(passage ids, scores) for the passages that hold at least one query term, unordered.
+
+        A sequence counts each term as often as it occurs; a mapping gives each term its own weight
+        (a follow-up's context terms count less than its question's)."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
         parts = [(self._postings[t], self.idf[t] * c) for t, c in query.items() if t in self._postings]
         if not parts:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)

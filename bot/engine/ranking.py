@@ -20,7 +20,7 @@ the held-out sets, and one public question pushed out of the top three.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,8 +79,11 @@ class Ranker:
         self.has_date = np.asarray(has_date, dtype=bool)
         self.has_quantity = np.asarray(has_quantity, dtype=bool)
 
-    def score(self, terms: Sequence[str], expects: str | None = None) -> tuple[IntArray, FloatArray]:
-        """(passage ids, combined scores) for every passage holding one of the question's ``terms``."""
+    def score(
+        self, terms: Sequence[str] | Mapping[str, float], expects: str | None = None
+    ) -> tuple[IntArray, FloatArray]:
+        """(passage ids, combined scores) for every passage holding one of the question's ``terms``
+        (a sequence, or a mapping of term to weight: see ``BM25Index.score``)."""
         w = self.weights
         main_ids, main_scores = self.passages.score(terms)
         sent_ids, sent_scores = self.sentences.score(terms)
@@ -98,5 +101,7 @@ class Ranker:
             scores += w.type_boost * scores.max() * wanted[main_ids]
         return main_ids, scores
 
-    def top(self, terms: Sequence[str], k: int, expects: str | None = None) -> list[tuple[int, float]]:
+    def top(
+        self, terms: Sequence[str] | Mapping[str, float], k: int, expects: str | None = None
+    ) -> list[tuple[int, float]]:
         return top_k(*self.score(terms, expects), k)
