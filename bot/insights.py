@@ -34,6 +34,7 @@ MAX_DAYS = 60  # 60 daily bars still read at Discord's preview width
 MAX_THEMES = 5
 MAX_SECTIONS = 5
 MAX_DISLIKED = 3
+MAX_THEMED = 500  # the latest unanswered questions grouped into themes: 2.2 s to encode 500 (load 4)
 # A question joins a theme when it is at least this close to the theme's centre: cosine of MiniLM
 # vectors, or of tf-idf term vectors when the semantic stage is off. MiniLM put short questions on
 # one topic ("bake sourdough bread" / "banana bread recipe" / "proof bread dough") at 0.35-0.74
@@ -168,7 +169,8 @@ def build(
         passage = engine.passage(passage_id)
         disliked.append(Disliked(passage.place if passage else passage_id, down, up))
 
-    unanswered = [q.question for q in questions if not q.answered]
+    # The latest ones only: themes are for what to add next, and encoding stays bounded.
+    unanswered = [q.question for q in questions if not q.answered][-MAX_THEMED:]
     themes = group_themes(unanswered, embedder)
     return Insights(
         first_day=first_day,
@@ -209,22 +211,21 @@ def group_themes(questions: Sequence[str], embedder: Embedder | None = None) -> 
         vectors = _term_vectors(texts)
         threshold = LEXICAL_THEME_SIMILARITY
     members: list[list[int]] = []
-    sums: list[np.ndarray] = []
+    sums = np.zeros_like(vectors)  # row t: the sum of theme t's vectors (its centre's direction)
     for i, vector in enumerate(vectors):
-        best, best_similarity = -1, threshold
-        for t, total in enumerate(sums):
-            norm = float(np.linalg.norm(total))
-            similarity = float(vector @ total) / norm if norm else 0.0
-            if similarity >= best_similarity:
-                best, best_similarity = t, similarity
-        if best < 0:
-            members.append([i])
-            sums.append(vector.copy())
-        else:
-            members[best].append(i)
-            sums[best] += vector
+        if members:
+            centres = sums[: len(members)]
+            norms = np.linalg.norm(centres, axis=1)
+            similarity = (centres @ vector) / np.where(norms > 0, norms, 1.0)
+            best = int(np.argmax(similarity))
+            if similarity[best] >= threshold:
+                members[best].append(i)
+                sums[best] += vector
+                continue
+        sums[len(members)] = vector
+        members.append([i])
     themes = []
-    for group, total in zip(members, sums, strict=True):
+    for group, total in zip(members, sums, strict=False):  # sums has a row per question; themes fewer
         # The example: the question closest to the theme's centre, the most typical of it.
         example = max(group, key=lambda i: float(vectors[i] @ total))
         themes.append((len(group), group[0], Theme(len(group), texts[example])))
@@ -275,16 +276,8 @@ def summary_lines(insights: Insights, days: int) -> list[str]:
         f"Questions: {i.questions} · answered {i.answered} ({_share(i.answered, i.questions)}) · "
         f"declined {i.declined} · follow-ups {i.follow_ups}",
         f"Busiest day: {_date(busiest.day)}, {busiest.questions} questions",
-        "Per day, answered/declined: "
-        + (", ".join(f"{_date(d.day)} {d.answered}/{d.declined}" for d in i.days if d.questions) or "none"),
         f"Votes: {i.helpful} helpful, {i.unhelpful} not helpful",
     ]
-    voted = [d for d in i.days if d.helpful or d.unhelpful]
-    if voted:
-        lines.append(
-            "Per day, helpful/not helpful: "
-            + ", ".join(f"{_date(d.day)} {d.helpful}/{d.unhelpful}" for d in voted)
-        )
     if i.disliked:
         lines.append("Most 👎: " + "; ".join(f"{d.label} (👎 {d.down}, 👍 {d.up})" for d in i.disliked))
     if i.themes:
@@ -292,6 +285,18 @@ def summary_lines(insights: Insights, days: int) -> list[str]:
         lines += [f"• {t.count} × e.g. “{t.example}”" for t in i.themes]
     if i.sections:
         lines.append("Sections asked about most: " + ", ".join(f"{name} ({n})" for name, n in i.sections))
+    # The day-by-day figures last: over many days they are long, and a cut to fit Discord's limit
+    # should take the detail, not the summary.
+    lines.append(
+        "Per day, answered/declined: "
+        + (", ".join(f"{_date(d.day)} {d.answered}/{d.declined}" for d in i.days if d.questions) or "none")
+    )
+    voted = [d for d in i.days if d.helpful or d.unhelpful]
+    if voted:
+        lines.append(
+            "Per day, helpful/not helpful: "
+            + ", ".join(f"{_date(d.day)} {d.helpful}/{d.unhelpful}" for d in voted)
+        )
     return lines
 
 

@@ -221,3 +221,15 @@ def test_cli_writes_the_chart_and_prints_the_figures(tmp_path: Path) -> None:
     )
     assert nothing.returncode == 1 and nothing.stdout.startswith("No questions yet")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_sixty_busy_days_fit_one_message_and_keep_the_summary(engine: Engine) -> None:
+    from bot.cogs.admin import insights_text
+
+    days = insights.MAX_DAYS
+    first, _ = insights.window(days, NOW)
+    questions = [question(d, d % 4 != 0, f"{BREAD[d % 3]} number {d}") for d in range(days) for _ in range(3)]
+    votes = [Vote(f"article:p{d}", 1 if d % 3 else -1, NOW - dt.timedelta(days=d)) for d in range(days)]
+    text = insights_text(insights.build(first, days, questions, votes, engine), days)
+    assert len(text) <= 2000
+    assert "Unanswered, grouped by words:" in text and "Votes: 40 helpful, 20 not helpful" in text

@@ -1,4 +1,5 @@
-"""Asking: /ask, mentions, the Apps-menu command, and the persistent More and 👍/👎 buttons."""
+"""Asking: /ask, mentions, the Apps-menu command, follow-ups (a reply to an answer, or its Follow up
+button and modal), and the persistent More, 👍/👎 and Follow up buttons."""
 
 from __future__ import annotations
 
