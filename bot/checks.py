@@ -1,7 +1,7 @@
 """Who may do what: the moderator check, blocks, channel rules and cooldowns, each in one place.
 
 ``admit`` is the one admission rule. Every way in calls it before anything else runs: the command
-tree's ``interaction_check`` (slash commands and the Apps menu), the *More* and 👍/👎 buttons'
+tree's ``interaction_check`` (slash commands and the Apps menu), the *More*, 👍/👎 and *Follow up* buttons'
 ``interaction_check`` (discord.py runs the tree's check for application commands only, never for
 components), and the mention listener. Which parts apply to which action:
 
@@ -12,6 +12,7 @@ ASK                /ask, Apps menu → *Ask the article*          yes    yes    
 MENTION            a mention with a question                    yes    yes      on        spends
 MENTION_USAGE      a bare mention (gets the usage line)         yes    yes      on        -
 MORE               the *More* button                            yes    yes      -         -
+FOLLOW_UP          the *Follow up* button (opens the modal)     yes    yes      -         -
 VOTE               the vote buttons (thumbs up / down)          yes    yes      -         -
 READ               /article; the Apps menu on a message         yes    yes      -         -
                    without text (gets "no text")
@@ -22,6 +23,9 @@ ADMIN              /admin                                       -      -        
 Why:
 - The cooldown guards what asking costs everyone: a public answer in the channel and a row in the
   question log. Only a question spends it; asking nothing (bare mention, empty message) does not.
+- A follow-up is a question: a reply to an answer is a MENTION (Discord's reply mentions the bot),
+  the *Follow up* modal's submission an ASK. The button that opens the modal asks nothing yet, so
+  it is gated as *More* is and spends nothing.
 - *More* is private, logged nowhere, and the next click an answer invites: a cooldown on it would
   refuse that click seconds after every answer. It neither waits for nor spends the cooldown.
 - A vote replaces the member's earlier vote on that passage, so repeating it floods nothing; block
@@ -103,6 +107,7 @@ class Action(enum.Enum):
     MENTION = "mention"
     MENTION_USAGE = "mention usage"
     MORE = "more"
+    FOLLOW_UP = "follow up"
     VOTE = "vote"
     READ = "read"
     HELP = "help"
@@ -123,6 +128,7 @@ RULES: dict[Action, Rule] = {
     Action.MENTION: Rule(block=True, channel=True, mentions_on=True, cooldown=True),
     Action.MENTION_USAGE: Rule(block=True, channel=True, mentions_on=True),
     Action.MORE: Rule(block=True, channel=True),
+    Action.FOLLOW_UP: Rule(block=True, channel=True),
     Action.VOTE: Rule(block=True, channel=True),
     Action.READ: Rule(block=True, channel=True),
     Action.HELP: Rule(),

@@ -221,6 +221,66 @@ def cmd_migrate_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_insights(args: argparse.Namespace) -> int:
+    """/admin insights from the terminal: the figures printed, the chart written to ``--out``."""
+    import asyncio
+    from pathlib import Path
+
+    from . import insights
+    from .engine.semantic import SemanticUnavailable, shared_embedder
+    from .engine.semantic import available as semantic_available
+    from .library import server_document
+    from .storage import StorageError
+
+    settings = _settings(require_token=False)
+    out = Path(args.out or f"insights-{args.guild}.png")
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must name a .png file, got {out}")
+    engine = load_engine(str(settings.corpus), quiet=True, semantic=False)
+
+    async def read() -> insights.Insights:
+        storage = _storage(settings)
+        await storage.open()
+        try:
+            first, questions, votes = await insights.read(storage, args.guild, args.days)
+            stored = await storage.list_documents(args.guild)
+        finally:
+            await storage.close()
+        server = engine.with_documents([server_document(d) for d in stored])  # its sections' names
+        embedder = None
+        if semantic_available().ok:
+            with contextlib.suppress(SemanticUnavailable):
+                embedder = shared_embedder()  # themes by meaning, as the bot groups them
+        return insights.build(first, args.days, questions, votes, server, embedder)
+
+    try:
+        found = asyncio.run(read())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(insights.summary_lines(found, args.days)))
+    if found.empty:
+        return EXIT_NOT_FOUND
+    png = insights.render_png(found, args.days)
+    try:
+        out.write_bytes(png)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"Chart written to {out}")
+    return EXIT_OK
+
+
+def _days(value: str) -> int:
+    from .insights import MAX_DAYS
+
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_DAYS}")
+    return days
+
+
 def _open_database(url_or_path: str, which: str, *, pool_size: int | None = None) -> Storage:
     """The backend for ``url_or_path`` (unopened); a malformed one is a UsageError naming ``which``."""
     from .storage import open_storage
@@ -309,6 +369,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("source", metavar="FROM", help="a SQLite path or sqlite:///path, or postgresql://…")
     migrate.add_argument("target", metavar="TO", help="the same forms; must hold no data yet")
     migrate.set_defaults(func=cmd_migrate_db)
+
+    insights = sub.add_parser(
+        "insights", help="a server's questions, answers, votes and gaps: the figures, and a chart (PNG)"
+    )
+    insights.add_argument("--guild", type=int, required=True, metavar="ID", help="the server's id")
+    insights.add_argument(
+        "--days", type=_days, default=14, metavar="N", help="days back, today included (default 14)"
+    )
+    insights.add_argument(
+        "--out", metavar="FILE.png", help="where to write the chart (default insights-ID.png)"
+    )
+    insights.set_defaults(func=cmd_insights)
 
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument(

@@ -268,7 +268,13 @@ async def send_private(interaction: discord.Interaction[Any], content: str) -> N
         log.warning("could not tell user %s about an error (interaction expired?)", interaction.user.id)
 
 
-async def reply_to(message: discord.Message, text: str, *, delete_after: float | None = None) -> None:
+async def reply_to(
+    message: discord.Message,
+    text: str,
+    *,
+    delete_after: float | None = None,
+    view: discord.ui.View | None = None,
+) -> None:
     """The one reply to ``message``: it pings no one, and is sent again if discord.py gave up on a 429.
 
     Its nonce is the triggering message's id, and discord.py sends every nonce with
@@ -277,13 +283,12 @@ async def reply_to(message: discord.Message, text: str, *, delete_after: float |
     """
     none = discord.AllowedMentions.none()
     nonce = str(message.id)
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
+    if delete_after is not None:  # discord.py's overloads take no None here
+        extra["delete_after"] = delete_after
 
     async def send() -> discord.Message:
-        if delete_after is None:  # discord.py's overloads take no None here
-            return await message.reply(text, mention_author=False, allowed_mentions=none, nonce=nonce)
-        return await message.reply(
-            text, mention_author=False, allowed_mentions=none, delete_after=delete_after, nonce=nonce
-        )
+        return await message.reply(text, mention_author=False, allowed_mentions=none, nonce=nonce, **extra)
 
     await outlast_rate_limits(send)
 

@@ -23,6 +23,7 @@ async def test_ask_answers_publicly_with_citations_and_buttons(
     ids = custom_ids(sent)
     assert re.fullmatch(r"ask:more:\d+:3", ids[0])
     assert ids[1].startswith("ask:vote:up:article:") and ids[2].startswith("ask:vote:down:article:")
+    assert ids[3] == f"ask:follow:{ids[0].split(':')[2]}"  # Follow up: the same question's id
     assert sent.allowed_mentions == {"parse": []}
 
 
@@ -47,7 +48,7 @@ async def test_more_and_votes_work_after_a_restart(standin: DiscordStandin, run_
     async with run_bot():
         sent = await invoke(standin, "ask", {"question": "Why is Musk struggling?"})
     assert sent.message is not None
-    more_id, up_id, _ = custom_ids(sent)
+    more_id, up_id, _, _ = custom_ids(sent)
     async with run_bot():  # a new process on the same database: no view was re-registered by hand
         click = standin.component_interaction(more_id, sent.message)
         await standin.dispatch("INTERACTION_CREATE", click)

@@ -362,3 +362,34 @@ def test_encoding_reports_its_progress(tmp_path: Path) -> None:
     seen.clear()
     Engine.from_path(ROOT / "corpus", vector_cache=tmp_path, encode_progress=lambda d, t: seen.append((d, t)))
     assert seen == []  # from the cache: nothing encoded, nothing to show
+
+
+# -- follow-ups -------------------------------------------------------------------------------------
+def rocket_man_context(engine: Engine) -> str:
+    first = engine.ask("Who called Musk a rocket man?")
+    assert first.answered and first.sentence
+    return f"{first.question} {first.sentence}"
+
+
+def test_a_follow_up_is_read_with_the_answer_it_follows(engine: Engine) -> None:
+    alone = engine.ask("and what did he reply?")
+    follow = engine.ask("and what did he reply?", context=rocket_man_context(engine))
+    assert not alone.answered  # no word of it is in the article
+    assert follow.answered and follow.hits[0].passage.place == "The Rift Begins · passage 8 of 23"
+    # Something the first answer did not say: Musk's reply, not Trump's insult again.
+    assert follow.sentence is not None and "a chaos machine out of date" in follow.sentence
+
+
+def test_a_follow_up_with_words_of_its_own_goes_where_they_do(engine: Engine) -> None:
+    context = rocket_man_context(engine)
+    for question in ("Who owns X?", "Which hashtags trended during the feud?"):
+        alone, follow = engine.ask(question), engine.ask(question, context=context)
+        assert follow.answered and follow.hits[0].passage.id == alone.hits[0].passage.id
+    # Context never makes the article mention what it does not.
+    naples = engine.ask("what is the best pizza in Naples?", context=context)
+    assert not naples.answered and naples.reason == "The documents never mention “Naples”."
+
+
+def test_without_context_ask_is_unchanged(engine: Engine) -> None:
+    for question in ("Who called Musk a rocket man?", "How do I bake bread?", "Who owns X?"):
+        assert engine.ask(question).to_dict() == engine.ask(question, context=None).to_dict()

@@ -42,7 +42,7 @@ async def public_answer(standin: DiscordStandin, member: dict[str, Any]) -> tupl
     """The mod's public answer with its buttons: (message, More's id, 👍's id)."""
     sent = await invoke(standin, "ask", {"question": "Why is Musk struggling?"}, member=member)
     assert sent.message is not None and sent.embeds
-    more_id, up_id, _ = custom_ids(sent)
+    more_id, up_id, _, _ = custom_ids(sent)
     return sent.message, more_id, up_id
 
 
@@ -108,7 +108,7 @@ async def test_more_and_votes_neither_wait_for_nor_spend_the_cooldown(
             standin, "ask", {"question": "Why is Musk struggling?"}
         )  # alice's cooldown starts
         assert sent.message is not None
-        more_id, up_id, _ = custom_ids(sent)
+        more_id, up_id, _, _ = custom_ids(sent)
         more = await press(standin, more_id, sent.message, member=alice)  # right after: still works
         vote = await press(standin, up_id, sent.message, member=alice)
         again = await invoke(standin, "ask", {"question": "Who owns X?"})

@@ -142,6 +142,12 @@ class Case:
     shown: Callable[[Scene, Tables], list[str]] | None = None  # what its reply must show
 
 
+def insights_figures(questions: list[dict[str, Any]]) -> list[str]:
+    """The line of /admin insights that counts this server's questions (all asked today here)."""
+    answered = sum(1 for q in questions if q["answered"])
+    return [f"Questions: {len(questions)} · answered {answered}"] if questions else []
+
+
 def _uid(member: Payload) -> int:
     return int(member["user"]["id"])
 
@@ -208,6 +214,7 @@ CASES: dict[str, Case] = {
         shown=lambda s, t: [r["question"] for r in rows(t, "questions", guild_id=s.guild_id, answered=0)]
     ),
     "feedback": Case(shown=lambda s, t: [s.voted_place]),
+    "insights": Case(shown=lambda s, t: insights_figures(rows(t, "questions", guild_id=s.guild_id))),
     "block": Case(
         options=lambda s: {"member": s.alice, "reason": "spamming links"},
         audit="block",

@@ -314,6 +314,80 @@ async def test_recent_misses_newest_first(store: Storage, clock: Clock) -> None:
     assert not any(m.answered for m in misses)
 
 
+async def test_insight_columns_round_trip(store: Storage) -> None:
+    first = await store.log_question(
+        G1, 10, 7, "Who called Musk a rocket man?", True, "p8", 3.0, confidence=0.75, section="The Rift"
+    )
+    follow = await store.log_question(
+        G1, 10, 7, "and what did he reply?", True, "p8", 2.0, follow_up_of=first
+    )
+    plain = await store.get_question(G1, first)
+    reply = await store.get_question(G1, follow)
+    assert plain is not None and (plain.confidence, plain.section, plain.follow_up_of) == (
+        0.75,
+        "The Rift",
+        None,
+    )
+    assert reply is not None and (reply.confidence, reply.section, reply.follow_up_of) == (None, None, first)
+
+
+async def test_questions_and_votes_since_oldest_first_per_guild(store: Storage, clock: Clock) -> None:
+    for day in range(3):
+        clock.now = START + dt.timedelta(days=day)
+        await store.log_question(G1, 10, 7, f"day {day}", day != 1, None, 1.0)
+        await store.log_question(G2, 10, 7, f"other {day}", True, None, 1.0)
+        await store.record_feedback(G1, f"p{day}", 7, -1 if day else +1)
+    since = START + dt.timedelta(days=1)
+    assert [q.question for q in await store.questions_since(G1, since)] == ["day 1", "day 2"]
+    assert [q.question for q in await store.questions_since(G1, START, limit=1)] == ["day 0"]
+    votes = await store.votes_since(G1, since)
+    assert [(v.passage_id, v.vote, v.voted_at) for v in votes] == [
+        ("p1", -1, START + dt.timedelta(days=1)),
+        ("p2", -1, START + dt.timedelta(days=2)),
+    ]
+    assert await store.votes_since(G2, START) == []
+
+
+async def test_follow_up_window_setting_round_trip(store: Storage) -> None:
+    assert (await store.get_settings(G1)).follow_up_minutes == schema.FOLLOW_UP_MINUTES.default
+    assert (await store.update_settings(G1, MOD, follow_up_minutes=0)).follow_up_minutes == 0
+    assert (await store.get_settings(G1)).follow_up_minutes == 0
+    with pytest.raises(ValueError, match="follow_up_minutes must be between 0 and 1440"):
+        await store.update_settings(G1, MOD, follow_up_minutes=1441)
+
+
+async def test_schema_1_database_gains_the_insight_columns_and_keeps_its_rows(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database made by the release before insights (schema 1) opens, migrates and keeps its rows."""
+    with monkeypatch.context() as patch:
+        patch.setattr(backend.module, "MIGRATIONS", backend.module.MIGRATIONS[:1])
+        old = backend.storage()
+        await old.open()
+        await backend.rows(
+            "INSERT INTO questions (guild_id, channel_id, user_id, question, answered, top_passage_id, "
+            f"elapsed_ms, asked_at) VALUES ({G1}, 10, 7, 'old?', {backend.true}, 'p1', 1.0, "
+            + ("'2024-05-01T12:00:00.000000+00:00'" if backend.name == "sqlite" else "now()")
+            + ")"
+        )
+        await backend.rows(
+            "INSERT INTO guild_settings (guild_id, passages_per_answer, default_visibility, mention_replies, "
+            f"cooldown_seconds, strictness) VALUES ({G1}, 3, 'public', {backend.true}, 30, 0.5)"
+        )
+        await old.close()
+    assert await backend.schema_version() == 1
+    storage = backend.storage()
+    await storage.open()
+    try:
+        (kept,) = await storage.questions_since(G1, START - dt.timedelta(days=3650))
+        settings = await storage.get_settings(G1)
+    finally:
+        await storage.close()
+    assert await backend.schema_version() == len(backend.module.MIGRATIONS)
+    assert (kept.question, kept.confidence, kept.section, kept.follow_up_of) == ("old?", None, None, None)
+    assert settings.cooldown_seconds == 30 and settings.follow_up_minutes == schema.FOLLOW_UP_MINUTES.default
+
+
 # -- feedback ---------------------------------------------------------------------------------------
 async def test_feedback_upsert_and_summary(store: Storage) -> None:
     await store.record_feedback(G1, "p1", 7, +1)

@@ -99,7 +99,10 @@ async def newer_schema(database: Path) -> None:
 CASES: dict[str, tuple[Callable[[Path], Awaitable[None]], tuple[str, ...]]] = {
     "random bytes": (random_bytes, ("is not an SQLite database",)),
     "corrupt pages": (corrupt_pages, ("is damaged", "restore it from a backup")),
-    "newer schema": (newer_schema, ("schema version 2", "upgrade articlebot")),
+    "newer schema": (
+        newer_schema,
+        (f"schema version {len(sqlite_backend.MIGRATIONS) + 1}", "upgrade articlebot"),
+    ),
 }
 
 

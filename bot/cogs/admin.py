@@ -7,7 +7,9 @@ Every reply is private; every change is written with its audit entry before it i
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
 import logging
 import time
 from pathlib import PurePath
@@ -17,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .. import replies
+from .. import insights, replies
 from ..checks import NotModerator, NotOwner, is_moderator
 from ..client import respond
 from ..engine import CorpusError
@@ -26,6 +28,7 @@ from ..storage import Change, ChannelRules, GuildSettings, StorageError, megabyt
 from ..storage.schema import (
     COOLDOWN_SECONDS,
     DEFAULT_VISIBILITY,
+    FOLLOW_UP_MINUTES,
     MENTION_REPLIES,
     PASSAGES_PER_ANSWER,
     SETTINGS,
@@ -58,6 +61,17 @@ def ago(moment: dt.datetime | float) -> str:
 
 def when(moment: dt.datetime) -> str:
     return discord.utils.format_dt(moment, "R")
+
+
+INSIGHTS_ALT = "Chart: questions per day (answered, declined), votes per day, unanswered themes, top sections"
+
+
+def insights_text(found: insights.Insights, days: int) -> str:
+    """The chart's figures in words, escaped (members' questions are quoted) and within the limit."""
+    lines = [replies.escape(line) for line in insights.summary_lines(found, days)]
+    if not found.empty:
+        lines[0] = f"**{lines[0]}**"
+    return replies.truncate("\n".join(lines), replies.CONTENT_LIMIT)
 
 
 async def say(interaction: discord.Interaction[ArticleBot], text: str) -> None:
@@ -146,6 +160,8 @@ class Admin(
                 f"Reply to mentions: {'on' if s.mention_replies else 'off'}",
                 f"Cooldown per member: {s.cooldown_seconds} s",
                 f"Strictness of “not in the article”: {s.strictness:.2f} (0 lenient … 1 strict)",
+                "Follow-ups by reply: "
+                + (f"within {s.follow_up_minutes} min of an answer" if s.follow_up_minutes else "off"),
                 f"Moderator role: {role}",
             ]
         )
@@ -167,6 +183,7 @@ class Admin(
         mentions: bool | None = None,
         cooldown: app_commands.Range[int, COOLDOWN_SECONDS.low, COOLDOWN_SECONDS.high] | None = None,
         strictness: app_commands.Range[float, STRICTNESS.low, STRICTNESS.high] | None = None,
+        followups: app_commands.Range[int, FOLLOW_UP_MINUTES.low, FOLLOW_UP_MINUTES.high] | None = None,
     ) -> None:
         options: dict[Setting[Any], object] = {
             PASSAGES_PER_ANSWER: passages,
@@ -174,6 +191,7 @@ class Admin(
             MENTION_REPLIES: mentions,
             COOLDOWN_SECONDS: cooldown,
             STRICTNESS: strictness,
+            FOLLOW_UP_MINUTES: followups,
         }
         changes = {setting.name: value for setting, value in options.items() if value is not None}
         if not changes:
@@ -367,6 +385,34 @@ class Admin(
             )
             lines.append(f"👍 {t.up} · 👎 {t.down} · {label}")
         await say(interaction, "**Feedback per passage**\n" + "\n".join(lines))
+
+    @app_commands.command(
+        name="insights", description="A chart of questions, answers, votes and gaps, with the figures"
+    )
+    @app_commands.describe(days=f"How many days back, today included (1-{insights.MAX_DAYS}, default 14)")
+    async def insights_command(
+        self,
+        interaction: discord.Interaction[ArticleBot],
+        days: app_commands.Range[int, 1, insights.MAX_DAYS] = insights.DEFAULT_DAYS,
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # encoding and drawing take a moment
+        first, questions, votes = await insights.read(self.bot.storage, guild_id, days)
+        engine = await self.bot.library.for_guild(guild_id)
+        # The semantic model only where this server's engine already runs it: never loaded for this.
+        embedder = engine.vectors.embedder if engine.vectors is not None else None
+        found = await asyncio.to_thread(insights.build, first, days, questions, votes, engine, embedder)
+        text = insights_text(found, days)
+        if found.empty:
+            await say(interaction, text)
+            return
+        png = await asyncio.to_thread(insights.render_png, found, days)
+        await respond(
+            interaction,
+            ephemeral=True,
+            content=text,
+            file=discord.File(io.BytesIO(png), filename="insights.png", description=INSIGHTS_ALT),
+        )
 
     # -- members --------------------------------------------------------------------------------
     @app_commands.command(name="block", description="Stop the bot answering a member in this server")

@@ -1,7 +1,9 @@
-"""Asking: /ask, mentions, the Apps-menu command, and the persistent More and 👍/👎 buttons."""
+"""Asking: /ask, mentions, the Apps-menu command, follow-ups (a reply to an answer, or its Follow up
+button and modal), and the persistent More, 👍/👎 and Follow up buttons."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -16,7 +18,7 @@ from .. import replies
 from ..checks import NO_GUILD, Action, admit, admitted_settings
 from ..client import SHORT_LIVED, admit_interaction, reply_to, report_error, respond
 from ..engine import Answer, Engine
-from ..storage import GuildSettings
+from ..storage import GuildSettings, LoggedQuestion
 
 if TYPE_CHECKING:
     from ..client import ArticleBot
@@ -96,21 +98,105 @@ class VoteButton(
             await report_error(interaction, error, "button vote")
 
 
+class FollowUpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"ask:follow:(?P<qid>\d+)"):
+    """*Follow up*: a modal asking the next question, read with this answer as its context."""
+
+    def __init__(self, question_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Follow up", style=discord.ButtonStyle.secondary, custom_id=f"ask:follow:{question_id}"
+            )
+        )
+        self.question_id = question_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FollowUpButton:
+        return cls(int(match["qid"]))
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admit_interaction(interaction, Action.FOLLOW_UP, "button Follow up")
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await ask_cog(interaction).open_follow_up(interaction, self.question_id)
+        except Exception as error:
+            await report_error(interaction, error, "button Follow up")
+
+
+class FollowUpModal(discord.ui.Modal, title="Follow up"):
+    def __init__(self, question_id: int, asked: str, *, ephemeral: bool) -> None:
+        super().__init__(custom_id=f"ask:followup:{question_id}")
+        self.question_id, self.ephemeral = question_id, ephemeral
+        self.question: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            custom_id="question", max_length=MAX_QUESTION, placeholder="and what did he reply?"
+        )
+        self.add_item(
+            discord.ui.Label(
+                text="Your next question",
+                description=replies.truncate(f"Following up on “{asked}”", 100, markdown=False),
+                component=self.question,
+            )
+        )
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        # A modal submission is no application command: the tree's gate never sees it. It asks a
+        # question, so it passes the gate as /ask does (block, channel, cooldown).
+        return await admit_interaction(interaction, Action.ASK, "modal Follow up")
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        try:
+            await ask_cog(interaction).follow_up_submitted(
+                interaction, self.question_id, self.question.value, ephemeral=self.ephemeral
+            )
+        except Exception as error:
+            await report_error(interaction, error, "modal Follow up")
+
+
+def follow_up_window(settings: GuildSettings) -> dt.timedelta | None:
+    """How long after an answer a reply to it is a follow-up; None when follow-ups are off."""
+    return dt.timedelta(minutes=settings.follow_up_minutes) if settings.follow_up_minutes else None
+
+
+_ANSWER_ID = re.compile(r"ask:(?:more|follow):(\d+)")
+
+
+def answered_question_id(message: discord.Message) -> int | None:
+    """The logged question one of the bot's answers answers: its buttons carry the id."""
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            if match := _ANSWER_ID.match(getattr(item, "custom_id", None) or ""):
+                return int(match[1])
+    return None
+
+
 def ask_cog(interaction: discord.Interaction[Any]) -> Ask:
     cog = interaction.client.get_cog("Ask")
     assert isinstance(cog, Ask)
     return cog
 
 
-def answer_view(question_id: int | None, answer: Answer, k: int, offset: int) -> discord.ui.View:
-    """More (when there may be more, and the question was logged: the button carries its id), votes."""
+def answer_view(
+    question_id: int | None,
+    answer: Answer,
+    k: int,
+    offset: int,
+    *,
+    follow_up: bool = False,
+    more: bool = True,
+) -> discord.ui.View:
+    """More (when there may be more, and the question was logged: the button carries its id), votes,
+    and Follow up (when the server has follow-ups on; a reply to the answer finds its id there)."""
     view = discord.ui.View(timeout=None)
-    if question_id is not None and len(answer.hits) >= k:
+    if more and question_id is not None and len(answer.hits) >= k:
         view.add_item(MoreButton(question_id, offset + k))
     if answer.hits:
         top = answer.hits[0].passage.id
         view.add_item(VoteButton("up", top))
         view.add_item(VoteButton("down", top))
+    if question_id is not None and follow_up:
+        view.add_item(FollowUpButton(question_id))
     return view
 
 
@@ -156,25 +242,49 @@ class Ask(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
-        self.bot.add_dynamic_items(MoreButton, VoteButton)
+        self.bot.add_dynamic_items(MoreButton, VoteButton, FollowUpButton)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        self.bot.remove_dynamic_items(MoreButton, VoteButton)
+        self.bot.remove_dynamic_items(MoreButton, VoteButton, FollowUpButton)
 
     async def answer(
-        self, guild_id: int | None, channel_id: int, user_id: int, question: str, settings: GuildSettings
+        self,
+        guild_id: int | None,
+        channel_id: int,
+        user_id: int,
+        question: str,
+        settings: GuildSettings,
+        *,
+        follows: LoggedQuestion | None = None,
     ) -> tuple[Answer, Engine, int | None]:
-        """The answer, its engine, and the logged question's id (None when logging failed)."""
+        """The answer, its engine, and the logged question's id (None when logging failed).
+
+        ``follows``: the logged question this one follows up; it and its answer are the context."""
         engine = await self.bot.library.for_guild(guild_id)
         started = time.perf_counter()
-        answer = engine.ask(question, k=settings.passages_per_answer, strictness=settings.strictness)
+        context = None
+        if follows is not None:
+            before = engine.ask(follows.question, k=1, strictness=settings.strictness)
+            context = f"{follows.question} {before.sentence or ''}".strip()
+        answer = engine.ask(
+            question, k=settings.passages_per_answer, strictness=settings.strictness, context=context
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
-        top = answer.hits[0].passage.id if answer.answered and answer.hits else None
+        hit = answer.hits[0] if answer.answered and answer.hits else None
         question_id: int | None = None
         try:
             question_id = await self.bot.storage.log_question(
-                guild_id or NO_GUILD, channel_id, user_id, answer.question, answer.answered, top, elapsed_ms
+                guild_id or NO_GUILD,
+                channel_id,
+                user_id,
+                answer.question,
+                answer.answered,
+                hit.passage.id if hit else None,
+                elapsed_ms,
+                confidence=hit.confidence if hit else None,
+                section=(hit.passage.section or hit.passage.document_title) if hit else None,
+                follow_up_of=follows.id if follows else None,
             )
         except Exception:
             # Best effort: the log feeds statistics and the More button, never the answer itself.
@@ -224,7 +334,9 @@ class Ask(commands.Cog):
             await respond(interaction, ephemeral=True, content=replies.miss_text(answer, sections))
             return
         ephemeral = private if private is not None else settings.default_visibility == "private"
-        view = answer_view(question_id, answer, settings.passages_per_answer, 0)
+        view = answer_view(
+            question_id, answer, settings.passages_per_answer, 0, follow_up=bool(settings.follow_up_minutes)
+        )
         await self.send_answer(interaction, answer, engine, view, ephemeral=ephemeral)
 
     async def send_answer(
@@ -236,14 +348,18 @@ class Ask(commands.Cog):
         *,
         ephemeral: bool,
         first_rank: int = 1,
+        heading: str = "",
     ) -> None:
-        """An embed, or the same answer as text where the bot may not embed links."""
+        """An embed, or the same answer as text where the bot may not embed links; ``heading`` (a
+        line of content) says what the answer follows up."""
         sources = self.bot.library.sources(engine)
         if interaction.app_permissions.embed_links:
             embed = replies.answer_embed(answer, sources=sources, first_rank=first_rank)
-            await respond(interaction, ephemeral=ephemeral, embed=embed, view=view)
+            extra = {"content": heading} if heading else {}
+            await respond(interaction, ephemeral=ephemeral, embed=embed, view=view, **extra)
         else:
             text = replies.answer_text(answer, sources=sources, first_rank=first_rank)
+            text = replies.truncate(f"{heading}\n{text}" if heading else text, replies.CONTENT_LIMIT)
             await respond(interaction, ephemeral=ephemeral, content=text, view=view)
 
     # -- buttons --------------------------------------------------------------------------------
@@ -275,6 +391,72 @@ class Ask(commands.Cog):
             ephemeral=True,
             content=f"Thanks, your {'👍' if vote > 0 else '👎'}{where} is recorded.",
         )
+
+    # -- follow-ups -----------------------------------------------------------------------------
+    async def followed(
+        self, guild_id: int, question_id: int, answered_at: dt.datetime, settings: GuildSettings
+    ) -> LoggedQuestion | str:
+        """The logged question a follow-up follows, or why there is none to follow (a sentence)."""
+        window = follow_up_window(settings)
+        if window is None:
+            return "Follow-ups are off in this server; ask with `/ask`."
+        if discord.utils.utcnow() - answered_at > window:
+            return "That answer is too old to follow up; ask with `/ask`."
+        logged = await self.bot.storage.get_question(guild_id, question_id)
+        return logged if logged is not None else "That question is no longer available."
+
+    async def open_follow_up(self, interaction: discord.Interaction[Any], question_id: int) -> None:
+        settings = admitted_settings(interaction)  # the button's gate: block, channel
+        message = interaction.message
+        answered_at = message.created_at if message else discord.utils.utcnow()
+        found = await self.followed(interaction.guild_id or NO_GUILD, question_id, answered_at, settings)
+        if isinstance(found, str):
+            await respond(interaction, ephemeral=True, content=found)
+            return
+        ephemeral = bool(message and message.flags.ephemeral)
+        await interaction.response.send_modal(FollowUpModal(question_id, found.question, ephemeral=ephemeral))
+
+    async def follow_up_submitted(
+        self, interaction: discord.Interaction[Any], question_id: int, text: str, *, ephemeral: bool
+    ) -> None:
+        assert interaction.channel_id is not None
+        settings = admitted_settings(interaction)  # the modal's gate: block, channel, cooldown
+        logged = await self.bot.storage.get_question(interaction.guild_id or NO_GUILD, question_id)
+        if logged is None:
+            await respond(interaction, ephemeral=True, content="That question is no longer available.")
+            return
+        question = readable(text, interaction.guild).strip()
+        answer, engine, new_id = await self.answer(
+            interaction.guild_id,
+            interaction.channel_id,
+            interaction.user.id,
+            question,
+            settings,
+            follows=logged,
+        )
+        if not answer.answered:
+            sections = [s for d in engine.documents for s in d.sections]
+            await respond(interaction, ephemeral=True, content=replies.miss_text(answer, sections))
+            return
+        view = answer_view(new_id, answer, settings.passages_per_answer, 0, follow_up=True)
+        await self.send_answer(
+            interaction, answer, engine, view, ephemeral=ephemeral, heading=follows_line(logged)
+        )
+
+    async def replied_to(self, message: discord.Message) -> discord.Message | None:
+        """The bot's own message ``message`` replies to, if it replies to one."""
+        reference = message.reference
+        if reference is None or reference.message_id is None or self.bot.user is None:
+            return None
+        target = reference.resolved
+        if target is None and reference.channel_id == message.channel.id:
+            try:  # Discord leaves it out now and then; the bot may read its channel's history
+                target = await message.channel.fetch_message(reference.message_id)
+            except discord.HTTPException:
+                return None
+        if isinstance(target, discord.Message) and target.author.id == self.bot.user.id:
+            return target
+        return None
 
     # -- warming up -----------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -323,8 +505,15 @@ class Ask(commands.Cog):
         if not question:
             await reply_to(message, USAGE.format(name=self.bot.user.display_name))
             return
-        answer, engine, _ = await self.answer(
-            guild.id, message.channel.id, message.author.id, question, settings
+        # A reply to one of the bot's answers, within the server's window, follows that answer up.
+        follows = None
+        answered = await self.replied_to(message)
+        question_id = answered_question_id(answered) if answered else None
+        if answered is not None and question_id is not None:
+            found = await self.followed(guild.id, question_id, answered.created_at, settings)
+            follows = found if isinstance(found, LoggedQuestion) else None
+        answer, engine, new_id = await self.answer(
+            guild.id, message.channel.id, message.author.id, question, settings, follows=follows
         )
         if not answer.answered:
             reason = replies.escape(answer.reason or "")
@@ -332,7 +521,24 @@ class Ask(commands.Cog):
             await reply_to(message, text, delete_after=SHORT_LIVED)
             return
         text = replies.answer_text(answer, sources=self.bot.library.sources(engine), compact=True)
-        await reply_to(message, text)
+        if follows is not None:
+            text = replies.truncate(f"{follows_line(follows)}\n{text}", replies.CONTENT_LIMIT)
+        # The Follow up button carries the question's id: a reply to this answer finds it there.
+        view = answer_view(
+            new_id,
+            answer,
+            settings.passages_per_answer,
+            0,
+            follow_up=bool(settings.follow_up_minutes),
+            more=False,  # a compact reply shows one passage; /ask has More
+        )
+        await reply_to(message, text, view=view if view.children else None)
+
+
+def follows_line(logged: LoggedQuestion) -> str:
+    """The line that says which answer a follow-up follows."""
+    asked = replies.truncate(replies.escape(logged.question), 120)
+    return f"-# ↪ Following up on “{asked}”"
 
 
 async def setup(bot: ArticleBot) -> None:

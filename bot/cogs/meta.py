@@ -22,7 +22,8 @@ sits in the article. When the article doesn't say, it tells you so instead of gu
 message's **Apps** menu → *Ask the article*.
 **Answers** show the best sentence first, then the passages it comes from, with your words in \
 bold. *More* shows the next passages; 👍 / 👎 tell the moderators which passages help.
-**Moderators** steer it with `/admin` (settings, channels, documents, misses, feedback).
+**Follow up** by replying to an answer (“and what did he reply?”) or with its *Follow up* button.
+**Moderators** steer it with `/admin` (settings, channels, documents, insights, misses, feedback).
 `/article` shows what the article covers."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -25,7 +26,7 @@ from .documents import Document, LoadError, load_corpus
 from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, PassageVectors, fused_top
 from .index import BM25Params, top_k
 from .memory import release_freed_memory
-from .passages import MAX_WORDS, Passage, make_passages
+from .passages import MAX_WORDS, Passage, make_passages, split_sentences
 from .ranking import Ranker, RankingWeights
 from .semantic import (
     Availability,
@@ -40,6 +41,10 @@ from .semantic import available as semantic_available
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
+# A follow-up's context (the question and answer it follows) weighs this much of the question itself,
+# in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
+# the passage the conversation is about, while a follow-up with words of its own goes where they do.
+CONTEXT_WEIGHT = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,28 +218,48 @@ class Engine:
         i = self._by_id.get(passage_id)
         return None if i is None else self.passages[i]
 
-    def ask(self, question: str, k: int = 3, *, strictness: float = 0.5, offset: int = 0) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int = 3,
+        *,
+        strictness: float = 0.5,
+        offset: int = 0,
+        context: str | None = None,
+    ) -> Answer:
         """Answer ``question`` with up to ``k`` passages (skipping the first ``offset``, for *More*).
 
         Each hit's confidence is the decision model's probability that it answers the question
         (``decision.py``); the question is answered when the top hit's reaches the threshold
-        ``strictness`` sets."""
+        ``strictness`` sets.
+
+        ``context``: what a follow-up follows (the earlier question and its answer). Its words are
+        searched with the question's, at ``CONTEXT_WEIGHT``; the decision stays the question's own
+        unless none of its words is in the documents ("and what did he reply?"), and then reads
+        the context too. The answer sentence is one the context does not already hold, if any."""
         question = clip_question(question)
-        view = QuestionView.of(question, self.decider)
+        own = QuestionView.of(question, self.decider)
+        merged = with_context(own, QuestionView.of(clip_question(context), self.decider)) if context else own
+        leans_on_context = context is not None and not own.unknown_names and not self.decider.knows_any(own)
+        view = merged if leans_on_context else own  # what the decision reads
         if not view.terms:
             empty = "The question is empty." if not question else "The question has no words to search for."
             return Answer(question, False, empty, None, [], frozenset())
         terms = frozenset(view.terms)
         if not self.decider.knows_any(view):  # a fact, not a guess: nothing to rank by
             return Answer(question, False, "Nothing in the documents matches these words.", None, [], terms)
+        query = query_weights(own, merged, self.decider) if context else own.query
         vectors = self.vectors  # read once: vectors that arrive mid-question wait for the next one
         cosines = None
         want = max(2, offset + k)  # the runner-up too: a hit's margin is over the best other hit
         if vectors is None:
-            ranked = self.ranker.top(view.query, want, view.expects)
+            ranked = self.ranker.top(query, want, view.expects)
         else:
             encoded = vectors.embedder.encode_question(question)
-            ids, bm25 = self.ranker.score(view.query, view.expects)
+            if context:
+                encoded = encoded + CONTEXT_WEIGHT * vectors.embedder.encode_question(context)
+                encoded = encoded / max(float(np.linalg.norm(encoded)), 1e-12)
+            ids, bm25 = self.ranker.score(query, view.expects)
             among = None
             if len(self.passages) > self.rerank_above:  # a large corpus: rerank BM25's best
                 among = np.asarray([i for i, _ in top_k(ids, bm25, self.rerank_candidates)], dtype=np.int32)
@@ -249,20 +274,23 @@ class Engine:
             top_score = ranked[0][1]
             margin = (score - other) / top_score if top_score > 0 else 0.0
             passage = self.passages[pid]
-            if cosines is None or vectors is None:
-                sentence = best_sentence(passage, view, self.decider)
-                pair = (0.0, 0.0)
-            else:
+            sentence_cosines = None
+            if cosines is not None and vectors is not None:
                 first, end = vectors.start[pid], vectors.start[pid + 1]
-                sentence = best_sentence(
-                    passage,
-                    view,
-                    self.decider,
-                    cosines.sentence[first:end].tolist(),
-                    self.weights.sentence_cosine_weight,
-                )
+                sentence_cosines = cosines.sentence[first:end].tolist()
+            weight = self.weights.sentence_cosine_weight if sentence_cosines else 0.0
+            # The decision reads the sentence that best holds the question (with its context)...
+            evidence = best_sentence(passage, merged, self.decider, sentence_cosines, weight)
+            sentence = evidence
+            if context:  # ...the answer is one the answer it follows did not say
+                rest, rest_cosines = without_sentences_in(passage, context, sentence_cosines)
+                if rest is not passage:
+                    rest_weight = self.weights.sentence_cosine_weight if rest_cosines else 0.0
+                    sentence = best_sentence(rest, merged, self.decider, rest_cosines, rest_weight)
+            pair = (0.0, 0.0)
+            if cosines is not None:
                 pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]))
-            signals = self.decider.signals(view, passage, self.ranker.words(pid), sentence, margin, pair)
+            signals = self.decider.signals(view, passage, self.ranker.words(pid), evidence, margin, pair)
             return Hit(passage, score, model.probability(signals), signals), sentence
 
         top, sentence = hit(0)
@@ -282,6 +310,57 @@ class Engine:
             load_errors=[str(e) for e in self.load_errors],
             semantic=self.mode,
         )
+
+
+def with_context(own: QuestionView, context: QuestionView) -> QuestionView:
+    """The question's view with the context's terms added after its own (for the decision and the
+    highlighting); names the documents never use and the expected answer type stay the question's."""
+    extra = [t for t in context.terms if t not in own.prefixes]
+    return QuestionView(
+        terms=own.terms + extra,
+        query=own.query + extra,
+        prefixes={**{t: context.prefixes[t] for t in extra}, **own.prefixes},
+        unknown_names=own.unknown_names,
+        expects=own.expects,
+        expects_name=own.expects_name,
+    )
+
+
+def query_weights(own: QuestionView, view: QuestionView, decider: Decider) -> dict[str, float]:
+    """BM25's query for a follow-up: the question's terms as often as asked; the context's share one
+    weight, so that all of them together weigh ``CONTEXT_WEIGHT`` of the question (by IDF, words the
+    documents never use counted as the decision counts them). A long answer as context thus never
+    outweighs a short question; a question of unknown words only ("and what did he reply?") still
+    leans on its context, which then decides alone."""
+    weights: dict[str, float] = {}
+    for term in own.query:
+        weights[term] = weights.get(term, 0.0) + 1.0
+    extra = [t for t in view.terms if t not in weights]
+    own_weight = sum(decider.idf(own, t) * n for t, n in weights.items())
+    extra_weight = sum(decider.idf(view, t) for t in extra)
+    if extra_weight > 0:
+        for term in extra:
+            weights[term] = CONTEXT_WEIGHT * own_weight / extra_weight
+    return weights
+
+
+def without_sentences_in(
+    passage: Passage, context: str, cosines: list[float] | None
+) -> tuple[Passage, list[float] | None]:
+    """``passage`` without the sentences ``context`` already holds (and their cosines), unless that
+    leaves none."""
+    sentences = split_sentences(passage.text)
+    keep = [i for i, sentence in enumerate(sentences) if sentence.strip() not in context]
+    if not keep or len(keep) == len(sentences):
+        return passage, cosines
+    rest = dataclasses.replace(passage, text=" ".join(sentences[i] for i in keep))
+    if (
+        cosines is not None
+        and len(cosines) == len(sentences)
+        and len(split_sentences(rest.text)) == len(keep)
+    ):
+        return rest, [cosines[i] for i in keep]
+    return rest, None
 
 
 def clip_question(question: str) -> str:

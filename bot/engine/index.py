@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,7 +171,7 @@ class BM25Index:
         tid = self.vocabulary.ids.get(term)
         return tid is not None and self.postings.holds(tid, passage)
 
-    def _baseline(self, query: Counter[str]) -> float:
+    def _baseline(self, query: Mapping[str, float]) -> float:
         """What BM25+ and BM25L give every passage, matched or not (zero for Okapi)."""
         p = self.params
         if p.variant == "okapi":
@@ -180,9 +180,12 @@ class BM25Index:
         ids = self.vocabulary.ids
         return sum(float(self.idf_array[ids[t]]) * per_term * c for t, c in query.items() if t in ids)
 
-    def score(self, query_terms: Sequence[str]) -> tuple[IntArray, FloatArray]:
-        """(passage ids, scores) for the passages that hold at least one query term, unordered."""
-        query = Counter(query_terms)
+    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """(passage ids, scores) for the passages that hold at least one query term, unordered.
+
+        A sequence counts each term as often as it occurs (as rank-bm25 does); a mapping gives each
+        term its own weight (a follow-up's context terms count less than its question's)."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
         rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
         if not rows:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
@@ -193,7 +196,7 @@ class BM25Index:
         for tid, count in rows:
             start, end = indptr[tid], indptr[tid + 1]
             ids = postings[start:end]
-            buffer[ids] += weights[start:end] * count if count > 1 else weights[start:end]
+            buffer[ids] += weights[start:end] * count if count != 1 else weights[start:end]
             parts.append(ids)
         candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
         scores = buffer[candidates]

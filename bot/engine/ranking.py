@@ -26,7 +26,7 @@ import re
 import threading
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,7 +256,9 @@ class Ranker:
         """Every passage's sentences (semantic mode encodes them)."""
         return [self.sentences_of(pid) for pid in range(len(self.passages_list))]
 
-    def score(self, terms: Sequence[str], expects: str | None = None) -> tuple[IntArray, FloatArray]:
+    def score(
+        self, terms: Sequence[str] | Mapping[str, float], expects: str | None = None
+    ) -> tuple[IntArray, FloatArray]:
         """(passage ids, combined scores) for every passage holding one of the question's ``terms``
         (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
@@ -282,5 +284,7 @@ class Ranker:
             best = self._buffers.best = np.zeros(self.passages.size, dtype=np.float64)
         return best
 
-    def top(self, terms: Sequence[str], k: int, expects: str | None = None) -> list[tuple[int, float]]:
+    def top(
+        self, terms: Sequence[str] | Mapping[str, float], k: int, expects: str | None = None
+    ) -> list[tuple[int, float]]:
         return top_k(*self.score(terms, expects), k)

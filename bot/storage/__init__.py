@@ -19,6 +19,7 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
+    Vote,
 )
 from .rules import megabytes, validate_document_name, validate_settings
 from .schema import SETTING_NAMES
@@ -43,6 +44,7 @@ __all__ = [
     "StorageError",
     "StoredDocument",
     "Visibility",
+    "Vote",
     "megabytes",
     "open_storage",
     "validate_document_name",

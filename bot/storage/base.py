@@ -44,6 +44,7 @@ class GuildSettings:
     cooldown_seconds: int = schema.COOLDOWN_SECONDS.default  # per user
     strictness: float = schema.STRICTNESS.default  # 0 (answer almost anything) .. 1 (only when sure)
     moderator_role_id: int | None = schema.MODERATOR_ROLE_ID.default
+    follow_up_minutes: int = schema.FOLLOW_UP_MINUTES.default  # 0: replies are no follow-ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,20 @@ class LoggedQuestion:
     top_passage_id: str | None
     elapsed_ms: float
     asked_at: dt.datetime
+    # Schema 2, for /admin insights: the top passage's confidence and section (None when declined),
+    # and the question this one followed up (a reply to the bot's answer to it).
+    confidence: float | None = None
+    section: str | None = None
+    follow_up_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One member's current 👍 (+1) or 👎 (-1) on a passage, and when it was cast."""
+
+    passage_id: str
+    vote: int
+    voted_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,9 @@ class DocumentUsage:
 class DocumentLimitError(ValueError):
     """An add would take the server past one of its :class:`DocumentLimits`; ``str`` says which."""
 
+
+# /admin insights reads at most this many questions: a fortnight of a very busy server, bounded.
+INSIGHT_ROWS = 50_000
 
 ChangeKind = Literal["documents", "corpus", "resync", "shards_lost"]
 
@@ -238,6 +256,10 @@ class Storage(abc.ABC):
         answered: bool,
         top_passage_id: str | None,
         elapsed_ms: float,
+        *,
+        confidence: float | None = None,
+        section: str | None = None,
+        follow_up_of: int | None = None,
     ) -> int:
         """Record one question; returns its id (used by the persistent *More* button)."""
 
@@ -248,12 +270,22 @@ class Storage(abc.ABC):
     async def question_stats(self, guild_id: int, since: dt.datetime | None = None) -> QuestionStats: ...
 
     @abc.abstractmethod
+    async def questions_since(
+        self, guild_id: int, since: dt.datetime, limit: int = INSIGHT_ROWS
+    ) -> list[LoggedQuestion]:
+        """The server's questions asked at or after ``since``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
     async def recent_misses(self, guild_id: int, limit: int = 10) -> list[LoggedQuestion]: ...
 
     # -- feedback -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def record_feedback(self, guild_id: int, passage_id: str, user_id: int, vote: int) -> None:
         """``vote`` is +1 or -1; a user's later vote on the same passage replaces the earlier one."""
+
+    @abc.abstractmethod
+    async def votes_since(self, guild_id: int, since: dt.datetime) -> list[Vote]:
+        """Every current vote cast (or last changed) at or after ``since``, oldest first."""
 
     @abc.abstractmethod
     async def feedback_summary(self, guild_id: int, limit: int = 20) -> list[FeedbackTally]: ...

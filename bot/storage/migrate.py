@@ -25,7 +25,7 @@ Kind = Literal["int", "text", "bool", "float", "time"]
 
 # The tables at schema version COPIED_SCHEMA, in an order that needs no foreign keys, with each
 # column's kind. A new migration must extend this (a test checks the two agree).
-COPIED_SCHEMA = 1
+COPIED_SCHEMA = 2
 TABLES: dict[str, tuple[tuple[str, Kind], ...]] = {
     "guild_settings": (
         ("guild_id", "int"),
@@ -35,6 +35,7 @@ TABLES: dict[str, tuple[tuple[str, Kind], ...]] = {
         ("cooldown_seconds", "int"),
         ("strictness", "float"),
         ("moderator_role_id", "int"),
+        ("follow_up_minutes", "int"),
     ),
     "channel_rules": (("guild_id", "int"), ("channel_id", "int"), ("rule", "text")),
     "documents": (
@@ -56,6 +57,9 @@ TABLES: dict[str, tuple[tuple[str, Kind], ...]] = {
         ("top_passage_id", "text"),
         ("elapsed_ms", "float"),
         ("asked_at", "time"),
+        ("confidence", "float"),
+        ("section", "text"),
+        ("follow_up_of", "int"),
     ),
     "feedback": (
         ("guild_id", "int"),

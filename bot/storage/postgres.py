@@ -45,6 +45,7 @@ import asyncpg  # type: ignore[import-untyped]
 from ..settings import DEFAULT_DATABASE_POOL
 from . import rules
 from .base import (
+    INSIGHT_ROWS,
     AuditEntry,
     Block,
     Change,
@@ -60,6 +61,7 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
+    Vote,
 )
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,15 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             at       TIMESTAMPTZ NOT NULL
         )""",
         "CREATE INDEX audit_by_guild ON audit_log (guild_id, id)",
+    ),
+    # 2: SQLite's step 2 (what /admin insights reads, the follow-up window).
+    (
+        "ALTER TABLE questions ADD COLUMN confidence DOUBLE PRECISION",
+        "ALTER TABLE questions ADD COLUMN section TEXT",
+        "ALTER TABLE questions ADD COLUMN follow_up_of BIGINT",
+        """ALTER TABLE guild_settings ADD COLUMN follow_up_minutes INTEGER NOT NULL DEFAULT 60
+            CHECK (follow_up_minutes BETWEEN 0 AND 1440)""",
+        "CREATE INDEX feedback_by_guild_time ON feedback (guild_id, voted_at)",
     ),
 )
 
@@ -278,6 +289,7 @@ def _settings(row: asyncpg.Record | None) -> GuildSettings:
         cooldown_seconds=row["cooldown_seconds"],
         strictness=float(row["strictness"]),
         moderator_role_id=row["moderator_role_id"],
+        follow_up_minutes=row["follow_up_minutes"],
     )
 
 
@@ -304,6 +316,9 @@ def _question(row: asyncpg.Record) -> LoggedQuestion:
         top_passage_id=row["top_passage_id"],
         elapsed_ms=float(row["elapsed_ms"]),
         asked_at=_utc(row["asked_at"]),
+        confidence=None if row["confidence"] is None else float(row["confidence"]),
+        section=row["section"],
+        follow_up_of=row["follow_up_of"],
     )
 
 
@@ -674,15 +689,17 @@ class PostgresStorage(Storage):
                 return old  # nothing to write, nothing to audit
             await conn.execute(
                 """INSERT INTO guild_settings (guild_id, passages_per_answer, default_visibility,
-                       mention_replies, cooldown_seconds, strictness, moderator_role_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                       mention_replies, cooldown_seconds, strictness, moderator_role_id,
+                       follow_up_minutes)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (guild_id) DO UPDATE SET
                        passages_per_answer = excluded.passages_per_answer,
                        default_visibility = excluded.default_visibility,
                        mention_replies = excluded.mention_replies,
                        cooldown_seconds = excluded.cooldown_seconds,
                        strictness = excluded.strictness,
-                       moderator_role_id = excluded.moderator_role_id""",
+                       moderator_role_id = excluded.moderator_role_id,
+                       follow_up_minutes = excluded.follow_up_minutes""",
                 guild_id,
                 new.passages_per_answer,
                 new.default_visibility,
@@ -690,6 +707,7 @@ class PostgresStorage(Storage):
                 new.cooldown_seconds,
                 new.strictness,
                 new.moderator_role_id,
+                new.follow_up_minutes,
             )
             for line in audit:
                 await self._write_audit(conn, guild_id, actor_id, line)
@@ -810,13 +828,17 @@ class PostgresStorage(Storage):
         answered: bool,
         top_passage_id: str | None,
         elapsed_ms: float,
+        *,
+        confidence: float | None = None,
+        section: str | None = None,
+        follow_up_of: int | None = None,
     ) -> int:
         asked_at = _utc(self._clock())
         question_id = await self._run(
             lambda conn: conn.fetchval(
                 """INSERT INTO questions (guild_id, channel_id, user_id, question, answered,
-                       top_passage_id, elapsed_ms, asked_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+                       top_passage_id, elapsed_ms, asked_at, confidence, section, follow_up_of)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
                 guild_id,
                 channel_id,
                 user_id,
@@ -825,6 +847,9 @@ class PostgresStorage(Storage):
                 top_passage_id,
                 float(elapsed_ms),
                 asked_at,
+                None if confidence is None else float(confidence),
+                section,
+                follow_up_of,
             ),
             write=True,
         )
@@ -858,6 +883,20 @@ class PostgresStorage(Storage):
             return QuestionStats()
         return QuestionStats(answered=answered, missed=total - answered, median_ms=float(row["median"]))
 
+    async def questions_since(
+        self, guild_id: int, since: dt.datetime, limit: int = INSIGHT_ROWS
+    ) -> list[LoggedQuestion]:
+        rows = await self._run(
+            lambda conn: conn.fetch(
+                """SELECT * FROM questions WHERE guild_id = $1 AND asked_at >= $2
+                   ORDER BY asked_at, id LIMIT $3""",
+                guild_id,
+                _utc(since),
+                max(limit, 0),
+            )
+        )
+        return [_question(row) for row in rows]
+
     async def recent_misses(self, guild_id: int, limit: int = 10) -> list[LoggedQuestion]:
         rows = await self._run(
             lambda conn: conn.fetch(
@@ -887,6 +926,17 @@ class PostgresStorage(Storage):
             ),
             write=True,
         )
+
+    async def votes_since(self, guild_id: int, since: dt.datetime) -> list[Vote]:
+        rows = await self._run(
+            lambda conn: conn.fetch(
+                """SELECT passage_id, vote, voted_at FROM feedback WHERE guild_id = $1 AND voted_at >= $2
+                   ORDER BY voted_at, passage_id COLLATE "C" """,
+                guild_id,
+                _utc(since),
+            )
+        )
+        return [Vote(row["passage_id"], int(row["vote"]), _utc(row["voted_at"])) for row in rows]
 
     async def feedback_summary(self, guild_id: int, limit: int = 20) -> list[FeedbackTally]:
         rows = await self._run(

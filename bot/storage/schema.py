@@ -61,6 +61,12 @@ STRICTNESS: Setting[float] = Setting(
     about="How strict the 'not in the article' decision is ({low} lenient - {high} strict)",
 )  # fmt: skip
 MODERATOR_ROLE_ID: Setting[int | None] = Setting("moderator_role_id", "role", None)
+# A reply to one of the bot's answers within this many minutes is a follow-up (read with that answer
+# as context); 0 turns follow-ups off, and such a reply is then a plain question.
+FOLLOW_UP_MINUTES: Setting[int] = Setting(
+    "follow_up_minutes", "int", 60, option="followups", low=0, high=1440,
+    about="Minutes a reply to an answer counts as a follow-up ({low} off - {high})",
+)  # fmt: skip
 
 SETTINGS: tuple[Setting[Any], ...] = (
     PASSAGES_PER_ANSWER,
@@ -69,6 +75,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     COOLDOWN_SECONDS,
     STRICTNESS,
     MODERATOR_ROLE_ID,
+    FOLLOW_UP_MINUTES,
 )
 BY_NAME: dict[str, Setting[Any]] = {setting.name: setting for setting in SETTINGS}
 # The settings `/admin settings set` changes; the moderator role has its own commands.

@@ -30,6 +30,7 @@ import aiosqlite
 
 from . import rules
 from .base import (
+    INSIGHT_ROWS,
     AuditEntry,
     Block,
     ChannelRules,
@@ -43,6 +44,7 @@ from .base import (
     StorageError,
     StoredDocument,
     Visibility,
+    Vote,
 )
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,16 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             at       TEXT    NOT NULL
         )""",
         "CREATE INDEX audit_by_guild ON audit_log (guild_id, id)",
+    ),
+    # 2: what /admin insights reads (the top passage's confidence and section, which question a
+    # follow-up followed) and the follow-up window. Rows from before have NULLs: unknown, not zero.
+    (
+        "ALTER TABLE questions ADD COLUMN confidence REAL",
+        "ALTER TABLE questions ADD COLUMN section TEXT",
+        "ALTER TABLE questions ADD COLUMN follow_up_of INTEGER",
+        """ALTER TABLE guild_settings ADD COLUMN follow_up_minutes INTEGER NOT NULL DEFAULT 60
+            CHECK (follow_up_minutes BETWEEN 0 AND 1440)""",
+        "CREATE INDEX feedback_by_guild_time ON feedback (guild_id, voted_at)",
     ),
 )
 
@@ -260,6 +272,7 @@ async def _read_settings(db: aiosqlite.Connection, guild_id: int) -> GuildSettin
         cooldown_seconds=int(row["cooldown_seconds"]),
         strictness=float(row["strictness"]),
         moderator_role_id=None if role is None else int(role),
+        follow_up_minutes=int(row["follow_up_minutes"]),
     )
 
 
@@ -305,6 +318,9 @@ def _question(row: aiosqlite.Row) -> LoggedQuestion:
         top_passage_id=None if top is None else str(top),
         elapsed_ms=float(row["elapsed_ms"]),
         asked_at=_from_db(row["asked_at"]),
+        confidence=None if row["confidence"] is None else float(row["confidence"]),
+        section=None if row["section"] is None else str(row["section"]),
+        follow_up_of=None if row["follow_up_of"] is None else int(row["follow_up_of"]),
     )
 
 
@@ -534,15 +550,17 @@ class SQLiteStorage(Storage):
                 return old  # nothing to write, nothing to audit
             await db.execute(
                 """INSERT INTO guild_settings (guild_id, passages_per_answer, default_visibility,
-                       mention_replies, cooldown_seconds, strictness, moderator_role_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                       mention_replies, cooldown_seconds, strictness, moderator_role_id,
+                       follow_up_minutes)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (guild_id) DO UPDATE SET
                        passages_per_answer = excluded.passages_per_answer,
                        default_visibility = excluded.default_visibility,
                        mention_replies = excluded.mention_replies,
                        cooldown_seconds = excluded.cooldown_seconds,
                        strictness = excluded.strictness,
-                       moderator_role_id = excluded.moderator_role_id""",
+                       moderator_role_id = excluded.moderator_role_id,
+                       follow_up_minutes = excluded.follow_up_minutes""",
                 (
                     guild_id,
                     new.passages_per_answer,
@@ -551,6 +569,7 @@ class SQLiteStorage(Storage):
                     new.cooldown_seconds,
                     new.strictness,
                     new.moderator_role_id,
+                    new.follow_up_minutes,
                 ),
             )
             for line in audit:
@@ -652,12 +671,16 @@ class SQLiteStorage(Storage):
         answered: bool,
         top_passage_id: str | None,
         elapsed_ms: float,
+        *,
+        confidence: float | None = None,
+        section: str | None = None,
+        follow_up_of: int | None = None,
     ) -> int:
         async with self._tx(write=True) as db:
             cursor = await db.execute(
                 """INSERT INTO questions (guild_id, channel_id, user_id, question, answered,
-                       top_passage_id, elapsed_ms, asked_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       top_passage_id, elapsed_ms, asked_at, confidence, section, follow_up_of)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     guild_id,
                     channel_id,
@@ -667,6 +690,9 @@ class SQLiteStorage(Storage):
                     top_passage_id,
                     float(elapsed_ms),
                     _to_db(self._clock()),
+                    None if confidence is None else float(confidence),
+                    section,
+                    follow_up_of,
                 ),
             )
             question_id = cursor.lastrowid
@@ -706,6 +732,18 @@ class SQLiteStorage(Storage):
         median = float(middle["median"]) if middle else None
         return QuestionStats(answered=answered, missed=total - answered, median_ms=median)
 
+    async def questions_since(
+        self, guild_id: int, since: dt.datetime, limit: int = INSIGHT_ROWS
+    ) -> list[LoggedQuestion]:
+        async with self._tx() as db:
+            rows = await _all(
+                db,
+                """SELECT * FROM questions WHERE guild_id = ? AND asked_at >= ?
+                   ORDER BY asked_at, id LIMIT ?""",
+                (guild_id, _to_db(since), max(limit, 0)),
+            )
+        return [_question(row) for row in rows]
+
     async def recent_misses(self, guild_id: int, limit: int = 10) -> list[LoggedQuestion]:
         async with self._tx() as db:
             rows = await _all(
@@ -726,6 +764,16 @@ class SQLiteStorage(Storage):
                        vote = excluded.vote, voted_at = excluded.voted_at""",
                 (guild_id, passage_id, user_id, vote, _to_db(self._clock())),
             )
+
+    async def votes_since(self, guild_id: int, since: dt.datetime) -> list[Vote]:
+        async with self._tx() as db:
+            rows = await _all(
+                db,
+                """SELECT passage_id, vote, voted_at FROM feedback WHERE guild_id = ? AND voted_at >= ?
+                   ORDER BY voted_at, passage_id""",
+                (guild_id, _to_db(since)),
+            )
+        return [Vote(str(row["passage_id"]), int(row["vote"]), _from_db(row["voted_at"])) for row in rows]
 
     async def feedback_summary(self, guild_id: int, limit: int = 20) -> list[FeedbackTally]:
         async with self._tx() as db:
