@@ -130,3 +130,60 @@ def test_the_c_stemmer_gives_snowballs_stems() -> None:
     words = {w.lower() for p in Engine.from_path(CORPUS).passages for w in p.text.split()}
     words |= {"served", "serving", "generously", "feudalism", "café", "naïve"}
     assert [fast.stemWord(w) for w in sorted(words)] == [reference.stemWord(w) for w in sorted(words)]
+
+
+# -- the index on disk ------------------------------------------------------------------------------
+def _answers(engine: Engine) -> list[dict[str, object]]:
+    from bot.engine.evaluate import load_questions
+
+    questions = load_questions(CORPUS.parent / "evals" / "dev.jsonl")
+    return [engine.ask(q["question"], k=5).to_dict() for q in questions]
+
+
+def test_a_restart_with_unchanged_documents_reads_the_index_from_disk(tmp_path: Path) -> None:
+    built = Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    assert not built.index_from_disk and len(list(tmp_path.glob("index-*"))) == 1
+    read = Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    assert read.index_from_disk
+    assert isinstance(read.index.postings.ids, np.memmap)  # mapped, not copied
+    assert _answers(read) == _answers(built)
+    assert read.ranker.names == built.ranker.names
+    assert read.ranker.prefix_doc_freq == built.ranker.prefix_doc_freq
+    assert read.index.doc_freq == built.index.doc_freq
+
+
+def test_changed_documents_are_indexed_again_and_the_old_index_goes(tmp_path: Path) -> None:
+    from bot.engine.documents import parse_text
+
+    first = Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    [old] = tmp_path.glob("index-*")
+    article = first.documents[0]
+    changed = parse_text(
+        (CORPUS / "article.txt").read_text(encoding="utf-8") + "\nA new closing paragraph about Mars.\n",
+        doc_id=article.id,
+        default_title=article.title,
+        markdown=False,
+    )
+    again = Engine([changed], vector_cache=tmp_path, index_cache_above=1)
+    assert not again.index_from_disk
+    assert not old.exists() and len(list(tmp_path.glob("index-*"))) == 1
+    assert (
+        again.ask("What is the closing paragraph about?", strictness=0).hits[0].passage.text.endswith("Mars.")
+    )
+
+
+def test_a_damaged_index_on_disk_is_built_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    [directory] = tmp_path.glob("index-*")
+    (directory / "passages.weights.npy").write_bytes(b"not an array")
+    engine = Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    assert not engine.index_from_disk and "index cache" in caplog.text
+    assert engine.ask("Who called Musk a rocket man?").answered
+
+
+def test_an_index_written_by_other_code_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.engine import engine as engine_module
+
+    Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
+    monkeypatch.setattr(engine_module, "_index_code", lambda: "another release")
+    assert not Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1).index_from_disk

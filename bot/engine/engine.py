@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +42,8 @@ from .semantic import available as semantic_available
 
 log = logging.getLogger(__name__)
 
+INDEX_FORMAT = 1  # the on-disk index's layout (ranking.Ranker.save)
+INDEX_CACHE_ABOVE = 2000  # passages: a smaller corpus builds about as fast as it reads back
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 # A follow-up's context (the question and answer it follows) weighs this much of the question itself,
 # in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
@@ -95,6 +99,7 @@ class Engine:
         rerank_above: int = RERANK_ABOVE,
         rerank_candidates: int = RERANK_CANDIDATES,
         encode_progress: Callable[[int, int], None] | None = None,
+        index_cache_above: int = INDEX_CACHE_ABOVE,
     ) -> None:
         started = time.perf_counter()
         self.documents = list(documents)
@@ -104,8 +109,10 @@ class Engine:
         self.max_words = max_words
         self.passages: list[Passage] = [p for d in self.documents for p in make_passages(d, max_words)]
         # A heading is indexed with every passage under it, never returned on its own.
-        self.ranker = Ranker(self.passages, self.params, self.weights, progress=progress)
-        release_freed_memory()  # the build's short-lived arrays and strings
+        self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
+        self.index_cache_above = index_cache_above
+        self.index_from_disk = False  # whether the ranker was read from the on-disk cache
+        self.ranker = self._ranker(progress)
         self.index = self.ranker.passages
         self.decider = Decider(
             self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), self.ranker.names
@@ -116,7 +123,6 @@ class Engine:
         self.rerank_candidates = rerank_candidates
 
         self.semantic = semantic
-        self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
         self.vectors: PassageVectors | None = None  # set once, by load_vectors: then ask fuses
         self.vectors_seconds = 0.0
         # The engine this one extends (with_documents): its vectors are reused, never re-encoded.
@@ -137,6 +143,42 @@ class Engine:
         ids = "\0".join(d.id for d in self.documents)
         first = self.documents[0].id[:40] if self.documents else "empty"
         return f"engine-{first}-{hashlib.sha256(ids.encode()).hexdigest()[:12]}"
+
+    def _ranker(self, progress: Callable[[int, int], None] | None) -> Ranker:
+        """The index: from the cache folder when this exact set of passages was indexed before by
+        this exact code (a large corpus reads in far less time than it builds), else built (and,
+        when large, saved there). Any trouble with the cache means "build": never a failed start."""
+        large = len(self.passages) >= self.index_cache_above
+        directory = self.vector_cache / f"index-{self.cache_name}-{self._index_key()}"
+        if large and directory.is_dir():
+            try:
+                ranker = Ranker.load(directory, self.passages, self.params, self.weights)
+                self.index_from_disk = True
+                return ranker
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("index cache %s unreadable (%s); building again", directory, exc)
+                shutil.rmtree(directory, ignore_errors=True)
+        ranker = Ranker(self.passages, self.params, self.weights, progress=progress)
+        release_freed_memory()  # the build's short-lived arrays and strings
+        if large:
+            try:
+                directory.parent.mkdir(parents=True, exist_ok=True)
+                for stale in directory.parent.glob(f"index-{self.cache_name}-*"):
+                    if stale != directory and stale.is_dir():
+                        shutil.rmtree(stale, ignore_errors=True)  # an older version of these documents
+                ranker.save(directory)
+            except OSError as exc:
+                log.warning("index cache %s not written (%s)", directory, exc)
+        return ranker
+
+    def _index_key(self) -> str:
+        """What the on-disk index depends on: the code that builds it, its parameters, and every
+        passage (an id hashes the passage's document, section and text)."""
+        digest = hashlib.sha256(f"{INDEX_FORMAT}\0{_index_code()}\0{self.params!r}\0".encode())
+        for passage in self.passages:
+            digest.update(passage.id.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
 
     def load_vectors(self) -> bool:
         """Read or encode the vectors; from then on ``ask`` runs in semantic mode. False when the
@@ -361,6 +403,17 @@ def without_sentences_in(
     ):
         return rest, [cosines[i] for i in keep]
     return rest, None
+
+
+@functools.cache
+def _index_code() -> str:
+    """A hash of the modules whose code decides what the index holds: a release that changes how
+    text becomes terms never reads an index an older one wrote."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in ("analyzer.py", "passages.py", "index.py", "ranking.py", "answers.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
 
 
 def clip_question(question: str) -> str:

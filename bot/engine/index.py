@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,15 @@ class PostingLists:
         self.values = values[order] if values is not None else None
         self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=self.indptr[1:])
+
+    @classmethod
+    def of_arrays(
+        cls, indptr: npt.NDArray[np.int64], ids: IntArray, values: npt.NDArray[np.float32] | None
+    ) -> PostingLists:
+        """Posting lists from arrays already in CSR order (read back from disk)."""
+        lists = cls.__new__(cls)
+        lists.indptr, lists.ids, lists.values = indptr, ids, values
+        return lists
 
     def row(self, r: int) -> IntArray:
         return self.ids[self.indptr[r] : self.indptr[r + 1]]
@@ -138,8 +147,39 @@ class BM25Index:
             weight = (k1 + 1) * (ctd + delta) / (k1 + ctd + delta) - (k1 + 1) * delta / (k1 + delta)
         weight *= self.idf_array[terms]
         self.postings = PostingLists(terms, pids, n_terms, weight.astype(np.float32))
+        self.df = df
         self.doc_freq: dict[str, int] = {t: int(df[i]) for i, t in enumerate(vocabulary.terms) if df[i]}
         self._buffers = threading.local()  # per thread: a dense score buffer and a position buffer
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Everything the index is, as arrays (``restore`` reads them back; the vocabulary apart)."""
+        assert self.postings.values is not None
+        return {
+            "indptr": self.postings.indptr,
+            "ids": self.postings.ids,
+            "weights": self.postings.values,
+            "idf": self.idf_array,
+            "df": self.df,
+            "shape": np.asarray([self.size], dtype=np.int64),
+            "avgdl": np.asarray([self.avgdl], dtype=np.float64),
+        }
+
+    @classmethod
+    def restore(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], vocabulary: Vocabulary, params: BM25Params
+    ) -> BM25Index:
+        """An index from ``arrays()``'s output (memory-mapped files are fine: nothing writes them)."""
+        index = cls.__new__(cls)
+        index.params, index.vocabulary = params, vocabulary
+        index.size = int(arrays["shape"][0])
+        index.avgdl = float(arrays["avgdl"][0])
+        index.idf_array = arrays["idf"]
+        index.df = arrays["df"]
+        index.postings = PostingLists.of_arrays(arrays["indptr"], arrays["ids"], arrays["weights"])
+        df = np.asarray(index.df)
+        index.doc_freq = {t: int(df[i]) for i, t in enumerate(vocabulary.terms) if df[i]}
+        index._buffers = threading.local()
+        return index
 
     @classmethod
     def of(cls, passages_terms: Sequence[Sequence[str]], params: BM25Params | None = None) -> BM25Index:

@@ -23,11 +23,15 @@ public question pushed out of the top three; they serve the decision only.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import threading
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -238,6 +242,74 @@ class Ranker:
             ):
                 self.has_date[pid] = True
         self._buffers = threading.local()
+
+    # -- on disk ---------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write the ranker's arrays and vocabularies into ``directory`` (which must not exist):
+        ``load`` maps them back in. Written beside, then renamed, so a reader never sees half."""
+        tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", suffix=".tmp", dir=directory.parent))
+        try:
+            arrays: dict[str, npt.NDArray[Any]] = {
+                "sentence_owner": self.sentence_owner,
+                "sentence_start": self.sentence_start,
+                "sentence_spans": self.sentence_spans,
+                "has_date": self.has_date,
+                "has_quantity": self.has_quantity,
+                "names": np.asarray(sorted(self.vocabulary.ids[t] for t in self.names), dtype=np.int32),
+                "prefix_df": np.asarray(
+                    [self.prefix_doc_freq.get(p, 0) for p in self.prefix_vocabulary.terms], dtype=np.int64
+                ),
+            }
+            for field, index in (("passages", self.passages), ("sentences", self.sentences)):
+                arrays |= {f"{field}.{name}": array for name, array in index.arrays().items()}
+            for name, array in arrays.items():
+                np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+            # Terms never hold a line break (tokens hold no whitespace): one term a line.
+            (tmp / "terms.txt").write_text("\n".join(self.vocabulary.terms), encoding="utf-8")
+            (tmp / "prefixes.txt").write_text("\n".join(self.prefix_vocabulary.terms), encoding="utf-8")
+            tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(
+        cls, directory: Path, passages: Sequence[Passage], params: BM25Params, weights: RankingWeights
+    ) -> Ranker:
+        """A ranker from ``save``'s files, the arrays memory-mapped (the OS pages them in as used)."""
+
+        def array(name: str) -> npt.NDArray[Any]:
+            loaded: npt.NDArray[Any] = np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            return loaded
+
+        ranker = cls.__new__(cls)
+        ranker.weights, ranker.passages_list = weights, passages
+        ranker.vocabulary = Vocabulary((directory / "terms.txt").read_text(encoding="utf-8").split("\n"))
+        ranker.prefix_vocabulary = Vocabulary(
+            (directory / "prefixes.txt").read_text(encoding="utf-8").split("\n")
+        )
+        fields = ("indptr", "ids", "weights", "idf", "df", "shape", "avgdl")
+        ranker.passages = BM25Index.restore(
+            {f: array(f"passages.{f}") for f in fields}, ranker.vocabulary, params
+        )
+        ranker.sentences = BM25Index.restore(
+            {f: array(f"sentences.{f}") for f in fields}, ranker.vocabulary, params
+        )
+        ranker.sentence_owner = array("sentence_owner")
+        ranker.sentence_start = array("sentence_start")
+        ranker.sentence_spans = array("sentence_spans")
+        ranker.has_date, ranker.has_quantity = array("has_date"), array("has_quantity")
+        terms = ranker.vocabulary.terms
+        ranker.names = {terms[i] for i in array("names").tolist()}
+        prefix_df = np.asarray(array("prefix_df"))
+        ranker.prefix_doc_freq = {
+            p: int(prefix_df[i]) for i, p in enumerate(ranker.prefix_vocabulary.terms) if prefix_df[i]
+        }
+        ranker._buffers = threading.local()
+        if ranker.passages.size != len(passages) or len(ranker.sentence_start) != len(passages) + 1:
+            raise ValueError(f"{directory}: an index of {ranker.passages.size} passages, not {len(passages)}")
+        return ranker
 
     def words(self, pid: int) -> PassageWords:
         """Passage ``pid``'s distinct terms and prefixes, for the decision: re-read from its text
