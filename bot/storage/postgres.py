@@ -56,6 +56,7 @@ from .base import (
     GuildSettings,
     LoggedQuestion,
     QuestionStats,
+    ShardClaims,
     Storage,
     StorageError,
     StoredDocument,
@@ -80,6 +81,8 @@ GUILD_LOCK_NAMESPACE = 0x61627400
 SHARD_LOCK_NAMESPACE = 0x73686400
 SHARD_COUNT_NAMESPACE = 0x73686300
 NOTIFY_CHANNEL = "articlebot_changes"
+# Advisory locks are per database, but pg_locks lists the whole server's: look at this database's.
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 RECONNECT_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the server is back
 
 # Schema migrations: step N (1-based) upgrades a database at schema_version N-1 to N. Append-only,
@@ -424,6 +427,22 @@ class PostgresStorage(Storage):
         await self._take_shards(conn, tuple(shard_ids), shard_count)
         self._claim = (tuple(shard_ids), shard_count)
 
+    async def shard_claims(self) -> ShardClaims:
+        """Read from the claims' own locks: a process's claims are there exactly while it lives."""
+        conn = await self._coordinate()
+        rows = await conn.fetch(
+            """SELECT DISTINCT classid::text::bigint AS space, objid::text::bigint AS key FROM pg_locks
+               WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND """
+            + THIS_DATABASE
+            + """ AND classid IN ($1::bigint::oid, $2::bigint::oid)""",
+            SHARD_LOCK_NAMESPACE,
+            SHARD_COUNT_NAMESPACE,
+        )
+        return ShardClaims(
+            shard_ids=tuple(sorted(r["key"] for r in rows if r["space"] == SHARD_LOCK_NAMESPACE)),
+            counts=tuple(sorted(r["key"] for r in rows if r["space"] == SHARD_COUNT_NAMESPACE)),
+        )
+
     async def watch(self, listener: ChangeListener) -> None:
         conn = await self._coordinate()
         self._listener = listener
@@ -472,8 +491,9 @@ class PostgresStorage(Storage):
         await conn.execute("SELECT pg_advisory_lock_shared($1, $2)", SHARD_COUNT_NAMESPACE, count)
         other_count = await conn.fetchval(
             """SELECT objid::text::bigint FROM pg_locks
-               WHERE locktype = 'advisory' AND objsubid = 2 AND granted
-                 AND classid = $1::bigint::oid AND objid <> $2::bigint::oid LIMIT 1""",
+               WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND """
+            + THIS_DATABASE
+            + """ AND classid = $1::bigint::oid AND objid <> $2::bigint::oid LIMIT 1""",
             SHARD_COUNT_NAMESPACE,
             count,
         )
@@ -491,8 +511,9 @@ class PostgresStorage(Storage):
             holder = await conn.fetchrow(
                 """SELECT a.pid, COALESCE(host(a.client_addr), 'a local socket') AS client
                    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                   WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
-                     AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid""",
+                   WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted AND l."""
+                + THIS_DATABASE
+                + """ AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid""",
                 SHARD_LOCK_NAMESPACE,
                 shard_id,
             )
