@@ -64,6 +64,22 @@ async def test_an_unknown_database_is_refused_in_one_line(postgres_server: Postg
     )
 
 
+async def test_a_password_that_breaks_the_url_is_told_how_to_write_it_and_never_quoted(
+    postgres_server: PostgresServer,
+) -> None:
+    """`createuser --pwprompt` takes any password; pasted into the URL as it is, @ / : # split it
+    in the wrong places. The line says how to encode it and quotes no piece of it."""
+    url = f"postgresql://articlebot:p@ss:w/rd#1@{postgres_server.address}/articlebot"
+    storage = open_storage(url)
+    with pytest.raises(StorageError) as caught:
+        await storage.open()
+    message = str(caught.value)
+    assert message.startswith("ARTICLEBOT_DATABASE is not a usable PostgreSQL URL: write it as ")
+    assert "percent-encoded (@ as %40" in message
+    for piece in ("ss", "w/rd", "rd", "'w'"):
+        assert piece not in message.replace("password", ""), message
+
+
 async def test_a_server_that_is_not_running_is_refused_in_one_line(postgres_server: PostgresServer) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -203,6 +203,15 @@ def _lost(error: BaseException) -> bool:
     return isinstance(error, _CONNECTION_LOST)
 
 
+# Mostly a password with @ / : # in it, split in the wrong places: the label and the driver's
+# words would quote pieces of it, so this line shows neither (and needs no scrubbing).
+BAD_URL = (
+    "ARTICLEBOT_DATABASE is not a usable PostgreSQL URL: write it as "
+    "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with any @ : / # ? % in the user or "
+    "password percent-encoded (@ as %40, : as %3A, / as %2F, # as %23, ? as %3F, % as %25)"
+)
+
+
 def _open_problem(label: str, user: str, error: BaseException) -> str | None:
     """The operator's line for an error while opening, or None for a bug of ours."""
     if isinstance(error, asyncpg.InvalidPasswordError):
@@ -251,8 +260,10 @@ def _open_problem(label: str, user: str, error: BaseException) -> str | None:
         )
     if _lost(error):
         return f"PostgreSQL at {label} closed the connection while the bot was opening it: start it again"
-    if isinstance(error, asyncpg.exceptions.ClientConfigurationError | ValueError):
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # an option's value, say
         return f"ARTICLEBOT_DATABASE for {label} is not a usable PostgreSQL URL: {str(error).splitlines()[0]}"
+    if isinstance(error, ValueError):
+        return BAD_URL
     return None
 
 
@@ -390,7 +401,7 @@ class PostgresStorage(Storage):
                     raise
                 if problem := _open_problem(self.label, _user(self._url), error):
                     # Our sentences never hold the password; a driver's message quoted in one might.
-                    if password := urllib.parse.urlsplit(self._url).password:
+                    if problem != BAD_URL and (password := urllib.parse.urlsplit(self._url).password):
                         problem = problem.replace(password, "…")
                     raise StorageError(problem) from None
                 raise
