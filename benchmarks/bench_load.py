@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shlex
 import sys
@@ -58,26 +59,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # standin and bot_process live in tests/
 
-from bot_process import FAKE_TOKEN, BotProcess  # noqa: E402
+from bot_process import BotProcess  # noqa: E402
 from postgres_cluster import ClusterError, throwaway_cluster  # noqa: E402
-from standin import DiscordStandin, point_discord_at  # noqa: E402
+from standin import DiscordStandin  # noqa: E402
 
 from benchmarks import machine  # noqa: E402
 from benchmarks.load_driver import (  # noqa: E402
     LoadPlan,
     RunResult,
-    World,
     add_servers,
     expected_answers,
     load_questions,
     percentile,
     populate,
+    register_commands,
     run_load,
     set_cooldown,
 )
-from bot import discord_app  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.storage import GuildSettings, SQLiteStorage  # noqa: E402
+from bot.storage import GuildSettings  # noqa: E402
 
 MEMORY_TOLERANCE = 0.05  # settled RSS after the last run may exceed the first run's by this share
 LOG_LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+(\S+):")
@@ -188,16 +187,6 @@ def reset_peak(pid: int) -> None:
 # -- the benchmark --------------------------------------------------------------------------------
 
 
-async def register_commands(standin: DiscordStandin, world: World, folder: Path) -> None:
-    """What ``python -m bot sync --guild ID`` does, once per server, before the bot runs (HTTP
-    only: the storage is never opened, so a SQLite file stands in whatever the bot runs on)."""
-    database = folder / "sync.db"
-    settings = Settings(token=FAKE_TOKEN, database=str(database), corpus=ROOT / "corpus")
-    with point_discord_at(standin):
-        for server in world.servers:
-            await discord_app.sync(settings, SQLiteStorage(database), int(server.guild["id"]))
-
-
 @contextlib.contextmanager
 def database_url(choice: str) -> Iterator[str | None]:
     """None for SQLite; a PostgreSQL URL: the one given, or a throwaway cluster's for the run."""
@@ -236,7 +225,7 @@ async def bench(args: argparse.Namespace) -> Report:
             world = add_servers(standin, setup.servers, plan.members, plan.channels, setup.shards)
         with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, database_url(args.database) as url:
             folder = Path(tmp)
-            await register_commands(standin, world, folder)
+            await register_commands(standin, world, folder / "sync.db")
             async with contextlib.AsyncExitStack() as stack:
                 bots = []
                 for shard, label in enumerate(setup.processes):
@@ -556,6 +545,20 @@ def findings(report: Report) -> list[str]:
         + " A leak would add about the same amount every run; a cache warming up adds less each run.",
         f"- **Bot log**: exit code{'' if len(report.exit_codes) == 1 else 's'} {codes} after SIGTERM; "
         f"{log} (429 retries are discord.http's and discord.webhook's warnings).",
+        *cores_note(report),
+    ]
+
+
+def cores_note(report: Report) -> list[str]:
+    """Sharded on one machine: what the figures can and cannot say about more processes."""
+    if report.setup.shards is None:
+        return []
+    cores = len(os.sched_getaffinity(0))
+    return [
+        f"- **Processes and cores**: {report.setup.shards} bot processes, the stand-in, this load driver "
+        f"and PostgreSQL share this machine's {cores} cores, so the figures show that the processes "
+        "split the servers and answer each question exactly once between them, not what more "
+        "processes on more machines gain: one machine's throughput is bounded by its cores either way."
     ]
 
 
@@ -563,7 +566,8 @@ TITLE = "# Load: every question answered exactly once"
 INTRO = """\
 Measured by `benchmarks/bench_load.py` (its docstring and `benchmarks/load_driver.py`'s say
 how); `tests/test_load.py` runs the same machinery at 200 questions in the test suite. One section
-per configuration; a run of the benchmark rewrites its own section and keeps the others.
+per configuration; a run of the benchmark rewrites its own section and keeps the others, and the
+notes at the end.
 """
 
 
@@ -624,10 +628,15 @@ SECTION = re.compile(r"<!-- bench_load: (\S+) -->\n.*?<!-- /bench_load: \1 -->",
 
 
 def merged(existing: str, key: str, new_section: str) -> str:
-    """The document with ``key``'s section replaced (or added); other configurations' kept, in order."""
-    sections = {m[1]: m[0] for m in SECTION.finditer(existing)}
+    """The document with ``key``'s section replaced (or added); other configurations' kept, and
+    the hand-written notes after the last section too."""
+    found = list(SECTION.finditer(existing))
+    sections = {m[1]: m[0] for m in found}
     sections[key] = new_section
-    return "\n\n".join([TITLE, INTRO.rstrip(), *sections.values()]) + "\n"
+    order = sorted(sections, key=lambda k: (not k.startswith("sqlite"), k))  # the default first
+    notes = existing[found[-1].end() :].strip() if found else ""
+    parts = [TITLE, INTRO.rstrip(), *(sections[k] for k in order), *([notes] if notes else [])]
+    return "\n\n".join(parts) + "\n"
 
 
 def setup_of(args: argparse.Namespace) -> Setup:

@@ -47,12 +47,23 @@ from pathlib import Path
 from typing import Literal
 
 import discord
-from standin import CHANNEL_MESSAGE, DiscordStandin, Request, SentMessage, payloads, shard_of
+from bot_process import FAKE_TOKEN
+from standin import (
+    CHANNEL_MESSAGE,
+    DiscordStandin,
+    Request,
+    SentMessage,
+    payloads,
+    point_discord_at,
+    shard_of,
+)
 from standin.payloads import Payload
 
+from bot import discord_app
 from bot.client import GENERIC_ERROR
 from bot.engine import Engine
-from bot.storage import GuildSettings
+from bot.settings import Settings
+from bot.storage import GuildSettings, SQLiteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_FILES = tuple(ROOT / "evals" / name for name in ("dev.jsonl", "heldout.jsonl", "heldout2.jsonl"))
@@ -470,6 +481,15 @@ def plan_asks(plan: LoadPlan, world: World, questions: Sequence[Question], *, sa
             )
         )
     return asks
+
+
+async def register_commands(standin: DiscordStandin, world: World, database: Path) -> None:
+    """What ``python -m bot sync --guild ID`` does, once per server, before the bot runs (HTTP
+    only: the storage is never opened, so a SQLite path stands in whatever the bot runs on)."""
+    settings = Settings(token=FAKE_TOKEN, database=str(database), corpus=ROOT / "corpus")
+    with point_discord_at(standin):
+        for server in world.servers:
+            await discord_app.sync(settings, SQLiteStorage(database), int(server.guild["id"]))
 
 
 async def set_cooldown(standin: DiscordStandin, world: World, seconds: int = 0) -> None:
