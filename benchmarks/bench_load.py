@@ -48,6 +48,7 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -207,6 +208,11 @@ def process_env(url: str | None, setup: Setup, shard: int) -> dict[str, str]:
 
 
 async def bench(args: argparse.Namespace) -> Report:
+    # SIGTERM or ^C: cancelled, so the bot processes are killed and a throwaway cluster stopped.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     setup = setup_of(args)
     plan = LoadPlan(
         questions=args.questions,
@@ -688,6 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         report = asyncio.run(bench(args))
+    except asyncio.CancelledError:
+        print("interrupted: bot processes stopped, nothing written", file=sys.stderr)
+        return 130
     except ClusterError as error:
         print(
             f"error: --database postgresql could not start a cluster with .ci/postgres: {error}",
