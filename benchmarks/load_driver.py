@@ -7,7 +7,7 @@ invalid session, a dropped TCP connection). Then every question is checked for e
 The members may be spread over several servers on several shards (``add_servers``), each shard a
 process of its own; each reconnect then hits every shard, so every process lives through each.
 
-Needs ``tests/`` on ``sys.path`` (pytest does that; the benchmark adds it) for ``standin``.
+Needs ``tests/`` on ``sys.path`` (pytest does that; the benchmark adds it): ``standin``, ``bot_process``.
 
 Design:
 
