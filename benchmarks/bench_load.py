@@ -200,8 +200,10 @@ def database_url(choice: str) -> Iterator[str | None]:
         yield choice
 
 
-def process_env(url: str | None, setup: Setup, shard: int) -> dict[str, str]:
+def process_env(url: str | None, setup: Setup, shard: int, pool: int | None = None) -> dict[str, str]:
     env = {} if url is None else {"ARTICLEBOT_DATABASE": url}
+    if pool is not None:
+        env["ARTICLEBOT_DATABASE_POOL"] = str(pool)
     if setup.shards is not None:
         env |= {"ARTICLEBOT_SHARD_COUNT": str(setup.shards), "ARTICLEBOT_SHARD_IDS": str(shard)}
     return env
@@ -237,7 +239,9 @@ async def bench(args: argparse.Namespace) -> Report:
                 for shard, label in enumerate(setup.processes):
                     # One at a time: each is ready once it has identified (its shard's session).
                     database = folder / f"{label.replace(' ', '-')}.db"  # SQLite's file, and the log's name
-                    process = BotProcess(standin, database=database, env=process_env(url, setup, shard))
+                    process = BotProcess(
+                        standin, database=database, env=process_env(url, setup, shard, args.database_pool)
+                    )
                     bots.append(await stack.enter_async_context(process))
                 pids = [bot.pid for bot in bots]
                 await set_cooldown(standin, world, 0)
@@ -664,6 +668,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--database",
         default="sqlite",
         help="sqlite (default), postgresql (a throwaway cluster from .ci/postgres) or a postgresql:// URL",
+    )
+    parser.add_argument(
+        "--database-pool", type=int, default=None, help="ARTICLEBOT_DATABASE_POOL per process (PostgreSQL)"
     )
     parser.add_argument("--shards", type=int, default=None, help="N processes, one shard each (PostgreSQL)")
     parser.add_argument(
