@@ -4,8 +4,10 @@ Many members in many channels ask questions through the Discord stand-in (``test
 as ``/ask`` interactions and half as ``@bot question`` mentions, while the stand-in answers a share
 of REST calls with a proper 429 and forces gateway reconnects (op 7 RESUME, op 9 non-resumable
 invalid session, a dropped TCP connection). Then every question is checked for exactly one answer.
+The members may be spread over several servers on several shards (``add_servers``), each shard a
+process of its own; each reconnect then hits every shard, so every process lives through each.
 
-Needs ``tests/`` on ``sys.path`` (pytest does that; the benchmark adds it) for ``standin``.
+Needs ``tests/`` on ``sys.path`` (pytest does that; the benchmark adds it): ``standin``, ``bot_process``.
 
 Design:
 
@@ -44,12 +46,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from standin import CHANNEL_MESSAGE, DiscordStandin, Request, SentMessage, payloads
+import discord
+from bot_process import FAKE_TOKEN
+from standin import (
+    CHANNEL_MESSAGE,
+    DiscordStandin,
+    Request,
+    SentMessage,
+    payloads,
+    point_discord_at,
+    shard_of,
+)
 from standin.payloads import Payload
 
+from bot import discord_app
 from bot.client import GENERIC_ERROR
 from bot.engine import Engine
-from bot.storage import GuildSettings
+from bot.settings import Settings
+from bot.storage import GuildSettings, SQLiteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_FILES = tuple(ROOT / "evals" / name for name in ("dev.jsonl", "heldout.jsonl", "heldout2.jsonl"))
@@ -78,6 +92,7 @@ class LoadPlan:
     rate_limit_fraction: float = 0.1
     disruptions: tuple[Disruption, ...] = ALL_DISRUPTIONS
     seed: int = 20240607
+    shard_count: int | None = None  # sharded: each reconnect hits every shard, and waits for it
     answer_timeout: float = 10.0  # per question, from its dispatch; a real answer takes < 3 s
     reconnect_timeout: float = 30.0  # discord.py sleeps 5 s before re-identifying
     run_timeout: float = 900.0
@@ -102,12 +117,28 @@ class Expected:
 
 
 @dataclass
-class World:
-    """What :func:`populate` added to the stand-in's guild, and who moderates it."""
+class Server:
+    """One server of the load: its members, its channels, and who moderates it."""
 
+    guild: Payload
     members: list[Payload]
     channels: list[Payload]
     moderator: Payload
+
+
+@dataclass
+class World:
+    """What :func:`populate` or :func:`add_servers` added to the stand-in."""
+
+    servers: list[Server]
+
+    @property
+    def members(self) -> list[Payload]:
+        return [member for server in self.servers for member in server.members]
+
+    def server_of(self, member: Payload) -> Server:
+        user_id = member["user"]["id"]
+        return next(s for s in self.servers if any(m["user"]["id"] == user_id for m in s.members))
 
 
 @dataclass
@@ -118,6 +149,7 @@ class Ask:
     kind: Kind
     member: Payload
     channel: Payload
+    guild: Payload
     question: Question
     event_id: str = ""  # the interaction id (slash) or the message id (mention)
     dispatched_at: float | None = None  # time.monotonic() just before the gateway send
@@ -129,7 +161,8 @@ class Ask:
 class DisruptionRecord:
     kind: Disruption
     after_questions: int  # questions dispatched before it
-    seconds: float  # from the control to the client being back (RESUMED or READY)
+    seconds: float  # from the control to the client being back (RESUMED or READY), every shard
+    shards: int = 1  # sessions it hit at once (one per shard)
 
 
 @dataclass
@@ -189,6 +222,11 @@ class RunResult:
     @property
     def wall_seconds(self) -> float:
         return max(self.last_answer - self.first_dispatch, 1e-9)
+
+    @property
+    def reconnects(self) -> int:
+        """Gateway faults injected: each disruption once per shard it hit."""
+        return sum(d.shards for d in self.disruptions)
 
     @property
     def reconnect_seconds(self) -> float:
@@ -366,7 +404,45 @@ def populate(standin: DiscordStandin, members: int, channels: int) -> World:
         standin.channels[channel["id"]] = channel
     for member in added_members:
         standin.users[member["user"]["id"]] = member["user"]
-    return World(members=added_members, channels=added_channels, moderator=standin.find_member("mod"))
+    server = Server(guild, added_members, added_channels, moderator=standin.find_member("mod"))
+    return World([server])
+
+
+def add_servers(
+    standin: DiscordStandin, servers: int, members: int, channels: int, shard_count: int
+) -> World:
+    """``servers`` new servers, server i on shard i % ``shard_count`` (its id >> 22, as Discord
+    splits them), with ``members`` members and ``channels`` text channels dealt out between them.
+
+    Call before the bot connects: each shard's IDENTIFY then gets its own servers' GUILD_CREATEs.
+    """
+    made = []
+    for number in range(servers):
+        share = range(number, members, servers)
+        moderator_role = payloads.role(
+            "Moderator", permissions=discord.Permissions(manage_guild=True), position=1
+        )
+        moderator = payloads.member(payloads.user(f"mod{number:02d}"), roles=[moderator_role])
+        owner = payloads.user(f"owner{number:02d}")
+        guild = payloads.guild(
+            f"Load {number:02d}",
+            id=payloads.snowflake_on_shard(number % shard_count, shard_count),
+            owner_id=owner["id"],
+            roles=[moderator_role],
+            channels=[
+                payloads.text_channel(f"load-{i:02d}", position=i) for i in range(number, channels, servers)
+            ],
+            members=[
+                payloads.member(owner),
+                moderator,
+                *(payloads.member(payloads.user(f"member{i:03d}")) for i in share),
+            ],
+        )
+        guild = standin.add_guild(guild)
+        text = [c for c in guild["channels"] if c["type"] == 0]
+        people = [m for m in guild["members"] if m["user"]["username"].startswith("member")]
+        made.append(Server(guild, people, text, moderator=standin.find_member(f"mod{number:02d}", guild)))
+    return World(made)
 
 
 def load_questions(paths: Iterable[Path] = EVAL_FILES) -> list[Question]:
@@ -386,31 +462,56 @@ def plan_asks(plan: LoadPlan, world: World, questions: Sequence[Question], *, sa
     rng = random.Random(plan.seed + salt)
     order = list(questions)
     asks = []
+    members = world.members
+    server_of = {m["user"]["id"]: world.server_of(m) for m in members}
     for index in range(plan.questions):
         if index % len(order) == 0:
             rng.shuffle(order)
         kind: Kind = "mention" if rng.random() < plan.mention_share else "slash"
+        member = members[index % len(members)]
+        server = server_of[member["user"]["id"]]
         asks.append(
             Ask(
                 index=index,
                 kind=kind,
-                member=world.members[index % len(world.members)],
-                channel=rng.choice(world.channels),
+                member=member,
+                channel=rng.choice(server.channels),
+                guild=server.guild,
                 question=order[index % len(order)],
             )
         )
     return asks
 
 
+async def register_commands(standin: DiscordStandin, world: World, database: Path) -> None:
+    """What ``python -m bot sync --guild ID`` does, once per server, before the bot runs (HTTP
+    only: the storage is never opened, so a SQLite path stands in whatever the bot runs on)."""
+    settings = Settings(token=FAKE_TOKEN, database=str(database), corpus=ROOT / "corpus")
+    with point_discord_at(standin):
+        for server in world.servers:
+            await discord_app.sync(settings, SQLiteStorage(database), int(server.guild["id"]))
+
+
 async def set_cooldown(standin: DiscordStandin, world: World, seconds: int = 0) -> None:
-    """``/admin settings set cooldown:<seconds>`` as the server's moderator, through the bot itself."""
-    event = standin.slash_interaction(
-        "admin", {"cooldown": seconds}, subcommand="settings set", member=world.moderator
-    )
-    await standin.dispatch("INTERACTION_CREATE", event)
-    reply = await standin.wait_for_sent_message(lambda m: m.interaction_id == event["id"], timeout=30.0)
-    if f"Cooldown per member: {seconds} s" not in (reply.content or ""):
-        raise RuntimeError(f"the bot did not set the cooldown: {reply.content!r}")
+    """``/admin settings set cooldown:<seconds>`` as each server's moderator, through the bot itself
+    (through each shard's process, when sharded)."""
+    for server in world.servers:
+        event = standin.slash_interaction(
+            "admin",
+            {"cooldown": seconds},
+            subcommand="settings set",
+            member=server.moderator,
+            guild=server.guild,
+            channel=server.channels[0],
+        )
+        await standin.dispatch("INTERACTION_CREATE", event)
+        reply = await standin.wait_for_sent_message(
+            lambda m, asked=event["id"]: m.interaction_id == asked, timeout=30.0
+        )
+        if f"Cooldown per member: {seconds} s" not in (reply.content or ""):
+            raise RuntimeError(
+                f"the bot did not set the cooldown in {server.guild['name']}: {reply.content!r}"
+            )
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -474,15 +575,23 @@ class LoadRun:
             if sent in due:
                 await self._disrupt(due[sent], sent)
             ask = await self._queue.get()
-            if not self.standin.connected:
-                await self.standin.wait_until_connected(self.plan.reconnect_timeout)
+            shard = self._shard(ask)
+            await self.standin.wait_until_connected(self.plan.reconnect_timeout, shard=shard)
             await self._send(ask)
+
+    def _shard(self, ask: Ask) -> int | None:
+        count = self.plan.shard_count
+        return None if count is None else shard_of(ask.guild["id"], count)
 
     async def _send(self, ask: Ask) -> None:
         standin = self.standin
         if ask.kind == "slash":
             event = standin.slash_interaction(
-                "ask", {"question": ask.question.text}, member=ask.member, channel=ask.channel
+                "ask",
+                {"question": ask.question.text},
+                member=ask.member,
+                channel=ask.channel,
+                guild=ask.guild,
             )
             name = "INTERACTION_CREATE"
         else:
@@ -496,16 +605,23 @@ class LoadRun:
         ask.sent.set()
 
     async def _disrupt(self, kind: Disruption, after: int) -> None:
-        """One reconnect, between two sends; returns once the client is back (RESUMED or READY)."""
+        """One reconnect, between two sends, of every shard at once (each shard's session, perhaps
+        in a process of its own); returns once every one is back (RESUMED or READY)."""
         standin, timeout = self.standin, self.plan.reconnect_timeout
+        count = self.plan.shard_count
+        shards: list[int | None] = [None] if count is None else list(range(count))
         started = time.monotonic()
-        if kind == "resume":
-            await standin.force_reconnect(timeout=timeout)
-        elif kind == "invalid_session":
-            await standin.invalidate_session(resumable=False, timeout=timeout)
-        else:
-            await standin.drop_connection(timeout=timeout)
-        self.disruptions.append(DisruptionRecord(kind, after, time.monotonic() - started))
+
+        async def one(shard: int | None) -> None:
+            if kind == "resume":
+                await standin.force_reconnect(shard=shard, timeout=timeout)
+            elif kind == "invalid_session":
+                await standin.invalidate_session(resumable=False, shard=shard, timeout=timeout)
+            else:
+                await standin.drop_connection(shard=shard, timeout=timeout)
+
+        await asyncio.gather(*(one(shard) for shard in shards))
+        self.disruptions.append(DisruptionRecord(kind, after, time.monotonic() - started, len(shards)))
 
     # -- watching for answers -------------------------------------------------------------------
     async def _watch(self) -> None:

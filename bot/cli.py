@@ -281,6 +281,53 @@ def _days(value: str) -> int:
     return days
 
 
+def cmd_shards(args: argparse.Namespace) -> int:
+    """Which shards live processes on ARTICLEBOT_DATABASE claim; exit 1 when some of the count
+    are claimed by none (their servers go unanswered), so a monitor can run it."""
+    import asyncio
+
+    from .client import describe_shards
+    from .storage import SQLiteStorage, StorageError
+
+    settings = _settings(require_token=False)
+    storage = _storage(settings)
+    if isinstance(storage, SQLiteStorage):
+        raise UsageError(
+            "ARTICLEBOT_DATABASE is SQLite: one process serves it and runs every shard; "
+            "shard claims are PostgreSQL's (ARTICLEBOT_DATABASE=postgresql://…)"
+        )
+
+    async def read() -> tuple[tuple[int, ...], tuple[int, ...]]:
+        try:
+            claims = await storage.shard_claims()
+            assert claims is not None  # PostgreSQL always answers
+            return claims.shard_ids, claims.counts
+        finally:
+            await storage.close()
+
+    try:
+        shard_ids, counts = asyncio.run(read())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from None
+    where = _shown(settings.database)
+    count = settings.shard_count or (counts[0] if len(counts) == 1 else None)
+    if count is None:
+        if not counts:
+            print(f"{where}: no live articlebot process claims a shard")
+            return EXIT_NOT_FOUND
+        raise UsageError(
+            f"{where}: live processes run with different shard counts ({counts}); set each one's alike"
+        )
+    claimed = describe_shards(shard_ids) or "none"
+    uncovered = [shard_id for shard_id in range(count) if shard_id not in set(shard_ids)]
+    print(f"{where}: shards of {count} claimed by live processes: {claimed}")
+    if uncovered:
+        print(f"not claimed by any: {describe_shards(uncovered)} (their servers go unanswered)")
+        return EXIT_NOT_FOUND
+    print("every shard is claimed")
+    return EXIT_OK
+
+
 def _open_database(url_or_path: str, which: str, *, pool_size: int | None = None) -> Storage:
     """The backend for ``url_or_path`` (unopened); a malformed one is a UsageError naming ``which``."""
     from .storage import open_storage
@@ -381,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.png", help="where to write the chart (default insights-ID.png)"
     )
     insights.set_defaults(func=cmd_insights)
+    shards = sub.add_parser(
+        "shards",
+        help="which shards of ARTICLEBOT_SHARD_COUNT live processes on the PostgreSQL database claim "
+        "(exit 1 if some none does)",
+    )
+    shards.set_defaults(func=cmd_shards)
 
     invite = sub.add_parser("invite", help="print the link that adds the bot to a server")
     invite.add_argument(

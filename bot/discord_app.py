@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import aiohttp
@@ -17,7 +18,7 @@ import discord
 
 from .client import describe_shards, make_bot
 from .settings import README_HINT, Settings
-from .storage import SQLiteStorage, Storage, StorageError
+from .storage import ShardClaims, SQLiteStorage, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ async def run(settings: Settings, storage: Storage) -> None:
     except BaseException:
         await storage.close()  # gives the claims back
         raise
+    if settings.shard_count is not None and (claims := await storage.shard_claims()) is not None:
+        for level, line in coverage_lines(claims, settings.shard_count, settings.shard_ids or ()):
+            log.log(level, "%s", line)
     bot = make_bot(settings, storage)  # its setup_hook finds the storage open already
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -142,6 +146,31 @@ async def run(settings: Settings, storage: Storage) -> None:
         else:
             stopper.cancel()
         await runner  # re-raises LoginFailure and friends
+
+
+def coverage_lines(claims: ShardClaims, shard_count: int, mine: Sequence[int]) -> list[tuple[int, str]]:
+    """What a sharded process logs at start: the shards of the count that live processes claim
+    (this one's included), and a warning naming those none does, whose servers nobody answers."""
+    others = sorted(set(claims.shard_ids) - set(mine))
+    lines = [
+        (
+            logging.INFO,
+            f"shards of {shard_count} claimed by live processes: "
+            f"{describe_shards(claims.shard_ids) or 'none'} (this process: {describe_shards(mine)}; "
+            f"others: {describe_shards(others) or 'none'})",
+        )
+    ]
+    if uncovered := claims.uncovered(shard_count):
+        shards = describe_shards(uncovered)
+        lines.append(
+            (
+                logging.WARNING,
+                f"shard{'s' if len(uncovered) > 1 else ''} {shards} of {shard_count} claimed by no live "
+                f"process: their servers go unanswered until one runs with ARTICLEBOT_SHARD_IDS={shards} "
+                "(`articlebot shards` shows the claims now)",
+            )
+        )
+    return lines
 
 
 async def sync(settings: Settings, storage: Storage, guild_id: int | None) -> list[str]:

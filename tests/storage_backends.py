@@ -16,10 +16,8 @@ import abc
 import asyncio
 import datetime as dt
 import os
-import shutil
 import sqlite3
 import subprocess
-import tempfile
 import types
 import urllib.parse
 import uuid
@@ -30,14 +28,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from postgres_cluster import POSTGRES_SCRIPT, ClusterError, throwaway_cluster
 
 from bot.storage import DocumentLimits, SQLiteStorage, Storage
 from bot.storage import postgres as postgres_backend
 from bot.storage import sqlite as sqlite_backend
 from bot.storage.postgres import PostgresStorage
 
-ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_SCRIPT = ROOT / ".ci" / "postgres"
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -74,40 +71,20 @@ class PostgresServer:
         return f"{parts.hostname}:{parts.port}"
 
 
-def _exports(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.splitlines():
-        name, sep, value = line.removeprefix("export ").partition("=")
-        if line.startswith("export ") and sep:
-            found[name] = value
-    return found
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     if url := os.environ.get("ARTICLEBOT_TEST_POSTGRES_URL"):
         directory = os.environ.get("ARTICLEBOT_TEST_POSTGRES_DIR")
         yield PostgresServer(url, Path(directory) if directory else None)
         return
-    # Not under pytest's tmp_path: the server runs as the `postgres` user when we are root, and
-    # pytest's folders are private to us.
-    directory = Path(tempfile.mkdtemp(prefix="articlebot-pg."))
-    started = subprocess.run(
-        ["bash", str(POSTGRES_SCRIPT), "start", str(directory)], capture_output=True, text=True
-    )
-    if started.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
+    try:
+        with throwaway_cluster() as (url, directory):
+            yield PostgresServer(url, directory)
+    except ClusterError as error:  # only at the start: a session fixture's body raises nothing here
         pytest.fail(
-            "the storage tests need a PostgreSQL server and could not start one with .ci/postgres: "
-            f"{started.stderr.strip()}",
+            f"the storage tests need a PostgreSQL server and could not start one with .ci/postgres: {error}",
             pytrace=False,
         )
-    server = PostgresServer(_exports(started.stdout)["ARTICLEBOT_TEST_POSTGRES_URL"], directory)
-    try:
-        yield server
-    finally:
-        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", str(directory)], check=False)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _admin(server: PostgresServer, sql: str, sql_since_15: str | None = None) -> None:

@@ -8,9 +8,12 @@ shard's IDENTIFY with that shard's servers only and sends each server's events t
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,3 +351,56 @@ async def test_a_second_unsharded_process_on_one_postgresql_is_refused(
     assert "error: shard 0 of 1 is already served by another articlebot process" in stderr
     assert code_sharded == 2 and len(stderr_sharded.splitlines()) == 1, stderr_sharded
     assert "runs with ARTICLEBOT_SHARD_COUNT=1, this one with 2" in stderr_sharded
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bot ARGS`` as an operator runs it, with ``env`` as its environment's settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ARTICLEBOT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_a_process_warns_of_the_shards_no_live_process_claims(
+    tmp_path: Path, postgres: PostgresBackend
+) -> None:
+    def env(shard_ids: str) -> dict[str, str]:
+        return {**process_env(postgres, shard_ids), "ARTICLEBOT_SHARD_COUNT": "3"}
+
+    async with DiscordStandin() as standin:
+        async with BotProcess(standin, database=tmp_path / "first.db", env=env("0")) as first:
+            shards = run_cli({"ARTICLEBOT_DATABASE": postgres.url}, "shards")  # the count from the claims
+            async with BotProcess(standin, database=tmp_path / "second.db", env=env("2")) as second:
+                shards_later = run_cli(env("0"), "shards")
+        shards_none = run_cli({"ARTICLEBOT_DATABASE": postgres.url, "ARTICLEBOT_SHARD_COUNT": "3"}, "shards")
+    [claimed] = [line for line in first.output().splitlines() if "claimed by live processes" in line]
+    assert claimed.endswith("shards of 3 claimed by live processes: 0 (this process: 0; others: none)")
+    [warning] = [line for line in first.output().splitlines() if " WARNING " in line]
+    assert warning.endswith(
+        "shards 1-2 of 3 claimed by no live process: their servers go unanswered until one runs with "
+        "ARTICLEBOT_SHARD_IDS=1-2 (`articlebot shards` shows the claims now)"
+    )
+    [warning] = [line for line in second.output().splitlines() if " WARNING " in line]
+    assert "shard 1 of 3 claimed by no live process" in warning
+    assert "claimed by live processes: 0,2 (this process: 2; others: 0)" in second.output()
+
+    where = f"PostgreSQL {postgres.server.address}/{postgres.database}"
+    assert (shards.returncode, shards.stderr) == (1, "")
+    assert shards.stdout.splitlines() == [
+        f"{where}: shards of 3 claimed by live processes: 0",
+        "not claimed by any: 1-2 (their servers go unanswered)",
+    ]
+    assert shards_later.returncode == 1 and "not claimed by any: 1 (" in shards_later.stdout
+    assert shards_none.returncode == 1 and "claimed by live processes: none" in shards_none.stdout
+    assert "not claimed by any: 0-2" in shards_none.stdout
+
+
+def test_shards_on_sqlite_says_there_is_nothing_to_claim(tmp_path: Path) -> None:
+    shown = run_cli({"ARTICLEBOT_DATABASE": str(tmp_path / "bot.db")}, "shards")
+    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.stderr.startswith("error: ARTICLEBOT_DATABASE is SQLite: one process serves it")

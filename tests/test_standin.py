@@ -385,6 +385,34 @@ async def test_sharded_identify_gets_only_its_guilds_and_their_events() -> None:
     standin.assert_clean()
 
 
+async def test_controls_act_on_the_shard_named_not_the_latest_session() -> None:
+    """Each shard's process gets its own faults: op 9 on shard 0 (identified first, so not the
+    latest session) makes shard 0 identify again while shard 1 stays; a drop on shard 1 resumes it."""
+    standin, guilds = sharded_world()
+    async with standin:
+        async with running_bot(ShardBot([0], 2), standin), running_bot(ShardBot([1], 2), standin) as second:
+            assert standin.shards == [0, 1]
+            connections = len(standin.gateway_connections)
+            await standin.invalidate_session(resumable=False, shard=0, timeout=15)
+            assert (standin.identifies, standin.resumes) == (3, 0)
+            assert standin.shard_connected(0) and standin.shard_connected(1)
+            await standin.drop_connection(shard=1)
+            await standin.force_reconnect(shard=0)
+            await standin.wait_until_connected(shard=1)
+            assert (standin.identifies, standin.resumes) == (3, 2)
+            assert len(standin.gateway_connections) == connections + 3  # each its own shard's
+            channel, owner = guilds[1]["channels"][0], guilds[1]["members"][0]
+            await standin.dispatch(
+                "MESSAGE_CREATE", standin.message_create("hi", channel=channel, author=owner)
+            )
+            await eventually(lambda: second.seen_guilds == [int(guilds[1]["id"])])
+        identified = [m["d"]["shard"] for m in standin.gateway_received if m["op"] == 2]
+        resumed = [m["d"]["session_id"] for m in standin.gateway_received if m["op"] == 6]
+    assert identified[2:] == [[0, 2]]  # only shard 0 identified again
+    assert len(set(resumed)) == 2  # shard 1's session and shard 0's new one
+    standin.assert_clean()
+
+
 async def test_an_impossible_shard_is_closed_with_4010() -> None:
     standin, _ = sharded_world()
     async with standin:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from storage_backends import ROOT, PostgresBackend
+from bot_process import ROOT
+from storage_backends import PostgresBackend
 
 from bot.storage import Change, DocumentLimitError, DocumentLimits, SQLiteStorage, StorageError
 from bot.storage.postgres import SHARD_LOCK_NAMESPACE, PostgresStorage
@@ -97,6 +98,47 @@ async def test_a_process_with_another_shard_count_is_refused(postgres: PostgresB
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_claims_of_live_processes_show_which_shards_nobody_serves(
+    postgres: PostgresBackend,
+) -> None:
+    first, second = await opened(postgres), await opened(postgres)
+    try:
+        await first.claim_shards([0, 1], 4)
+        await second.claim_shards([3], 4)
+        claims = await first.shard_claims()
+        assert (claims.shard_ids, claims.counts, claims.uncovered(4)) == ((0, 1, 3), (4,), (2,))
+    finally:
+        await first.close()
+    try:
+        claims = await second.shard_claims()  # the first's claims went with it
+        assert (claims.shard_ids, claims.uncovered(4)) == ((3,), (0, 1, 2))
+    finally:
+        await second.close()
+
+
+async def test_bots_on_two_databases_of_one_server_never_see_each_others_claims(
+    postgres: PostgresBackend,
+) -> None:
+    """Advisory locks belong to a database, pg_locks lists the server's: a staging bot's database
+    beside production's, on one server, with its own shard count, is not refused because of it."""
+    other_database = f"{postgres.database}_other"
+    admin = await asyncpg.connect(postgres.server.url)
+    await admin.execute(f'CREATE DATABASE "{other_database}"')
+    production = await opened(postgres)
+    staging = PostgresStorage(postgres.server.database_url(other_database))
+    try:
+        await production.claim_shards([0, 1], 2)
+        await staging.claim_shards([0], 1)  # unsharded: shard 0 of 1, in its own database
+        assert (await staging.shard_claims()).shard_ids == (0,)
+        assert (await staging.shard_claims()).counts == (1,)
+        assert (await production.shard_claims()).counts == (2,)
+    finally:
+        await staging.close()
+        await production.close()
+        await admin.execute(f'DROP DATABASE "{other_database}" WITH (FORCE)')
+        await admin.close()
 
 
 async def test_a_killed_process_leaves_its_shards_free(postgres: PostgresBackend) -> None:
@@ -204,6 +246,7 @@ async def test_sqlite_has_nothing_to_claim_or_hear(tmp_path: Path) -> None:
     try:
         heard = Heard()
         await store.claim_shards([0, 1], 2)
+        assert await store.shard_claims() is None  # the one process is all there is
         await store.watch(heard)
         await store.add_document(G, "faq.md", "FAQ", "Some text.", MOD)
         await store.announce(Change("corpus"))

@@ -64,6 +64,22 @@ async def test_an_unknown_database_is_refused_in_one_line(postgres_server: Postg
     )
 
 
+async def test_a_password_that_breaks_the_url_is_told_how_to_write_it_and_never_quoted(
+    postgres_server: PostgresServer,
+) -> None:
+    """`createuser --pwprompt` takes any password; pasted into the URL as it is, @ / : # split it
+    in the wrong places. The line says how to encode it and quotes no piece of it."""
+    url = f"postgresql://articlebot:p@ss:w/rd#1@{postgres_server.address}/articlebot"
+    storage = open_storage(url)
+    with pytest.raises(StorageError) as caught:
+        await storage.open()
+    message = str(caught.value)
+    assert message.startswith("ARTICLEBOT_DATABASE is not a usable PostgreSQL URL: write it as ")
+    assert "percent-encoded (@ as %40" in message
+    for piece in ("ss", "w/rd", "rd", "'w'"):
+        assert piece not in message.replace("password", ""), message
+
+
 async def test_a_server_that_is_not_running_is_refused_in_one_line(postgres_server: PostgresServer) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -269,6 +285,36 @@ async def test_run_on_a_postgresql_it_cannot_use_is_one_line_and_never_online(
     assert line.startswith(f"error: PostgreSQL at {postgres.server.address}/") and expected in line, line
     assert str(parts.password) not in stderr
     assert_never_online(standin)
+
+
+async def test_an_older_release_refuses_a_database_a_newer_one_migrated(
+    standin: DiscordStandin, postgres: PostgresBackend
+) -> None:
+    """A process of this release (schema N), started as one shard of two after a newer release
+    migrated the shared database to N + 1: one line, never online, the database left as it was."""
+    store = postgres.storage()
+    await store.open()
+    await store.update_settings(G, MOD, cooldown_seconds=0)
+    await store.close()
+    newer = len(postgres_backend.MIGRATIONS) + 1
+    await postgres.rows("CREATE TABLE from_the_newer_release (id INTEGER)")
+    await postgres.set_schema_version(newer)
+    sharded = {"ARTICLEBOT_SHARD_COUNT": "2", "ARTICLEBOT_SHARD_IDS": "1"}
+    code, stderr = await start_refused(standin, postgres.url, env_extra=sharded)  # type: ignore[arg-type]
+    assert "Traceback" not in stderr and code == 2, stderr
+    assert stderr.splitlines() == [
+        f"error: database {postgres.server.address}/{postgres.database} has schema version {newer}, but "
+        f"this articlebot only knows versions up to {newer - 1}: upgrade articlebot or use a different "
+        "database"
+    ]
+    assert_never_online(standin)
+    assert await postgres.schema_version() == newer
+    assert "from_the_newer_release" in await postgres.tables()
+    claims = postgres.storage()
+    try:
+        assert (await claims.shard_claims()).shard_ids == ()  # the refused process's claim went with it
+    finally:
+        await claims.close()
 
 
 async def test_a_nul_character_is_refused_and_nothing_is_stored(postgres: PostgresBackend) -> None:

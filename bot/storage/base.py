@@ -181,15 +181,32 @@ class Change:
 ChangeListener = Callable[[Change], Coroutine[Any, Any, None]]
 
 
+@dataclass(frozen=True, slots=True)
+class ShardClaims:
+    """The shards that live processes on one database claim right now, and with which counts."""
+
+    shard_ids: tuple[int, ...]  # sorted
+    counts: tuple[int, ...]  # the shard counts those processes run with (one, as they must agree)
+
+    def uncovered(self, shard_count: int) -> tuple[int, ...]:
+        """The shards of ``shard_count`` no live process claims: their servers go unanswered."""
+        claimed = set(self.shard_ids)
+        return tuple(shard_id for shard_id in range(shard_count) if shard_id not in claimed)
+
+
 class Storage(abc.ABC):
     """Async storage for everything the bot must remember across restarts."""
 
     # -- several processes ----------------------------------------------------------------------
     # A backend one process has to itself (SQLite: its single-instance lock) has nothing to claim,
-    # hear or tell; PostgreSQL, shared by many processes, overrides all three.
+    # hear or tell; PostgreSQL, shared by many processes, overrides all four.
     async def claim_shards(self, shard_ids: Sequence[int], shard_count: int) -> None:  # noqa: B027
         """Make this process the only one serving ``shard_ids`` of ``shard_count`` while it runs;
         ``StorageError`` (one line) if another process holds one of them."""
+
+    async def shard_claims(self) -> ShardClaims | None:
+        """What every live process on this database claims; None where one process is all there is."""
+        return None
 
     async def watch(self, listener: ChangeListener) -> None:  # noqa: B027
         """From now on, call ``listener`` for every :class:`Change` another process makes."""

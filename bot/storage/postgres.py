@@ -57,6 +57,7 @@ from .base import (
     GuildSettings,
     LoggedQuestion,
     QuestionStats,
+    ShardClaims,
     Storage,
     StorageError,
     StoredDocument,
@@ -82,6 +83,8 @@ GUILD_LOCK_NAMESPACE = 0x61627400
 SHARD_LOCK_NAMESPACE = 0x73686400
 SHARD_COUNT_NAMESPACE = 0x73686300
 NOTIFY_CHANNEL = "articlebot_changes"
+# Advisory locks are per database, but pg_locks lists the whole server's: look at this database's.
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 RECONNECT_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the server is back
 
 # Schema migrations: step N (1-based) upgrades a database at schema_version N-1 to N. Append-only,
@@ -211,6 +214,15 @@ def _lost(error: BaseException) -> bool:
     return isinstance(error, _CONNECTION_LOST)
 
 
+# Mostly a password with @ / : # in it, split in the wrong places: the label and the driver's
+# words would quote pieces of it, so this line shows neither (and needs no scrubbing).
+BAD_URL = (
+    "ARTICLEBOT_DATABASE is not a usable PostgreSQL URL: write it as "
+    "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with any @ : / # ? % in the user or "
+    "password percent-encoded (@ as %40, : as %3A, / as %2F, # as %23, ? as %3F, % as %25)"
+)
+
+
 def _open_problem(label: str, user: str, error: BaseException) -> str | None:
     """The operator's line for an error while opening, or None for a bug of ours."""
     if isinstance(error, asyncpg.InvalidPasswordError):
@@ -259,8 +271,10 @@ def _open_problem(label: str, user: str, error: BaseException) -> str | None:
         )
     if _lost(error):
         return f"PostgreSQL at {label} closed the connection while the bot was opening it: start it again"
-    if isinstance(error, asyncpg.exceptions.ClientConfigurationError | ValueError):
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # an option's value, say
         return f"ARTICLEBOT_DATABASE for {label} is not a usable PostgreSQL URL: {str(error).splitlines()[0]}"
+    if isinstance(error, ValueError):
+        return BAD_URL
     return None
 
 
@@ -402,7 +416,7 @@ class PostgresStorage(Storage):
                     raise
                 if problem := _open_problem(self.label, _user(self._url), error):
                     # Our sentences never hold the password; a driver's message quoted in one might.
-                    if password := urllib.parse.urlsplit(self._url).password:
+                    if problem != BAD_URL and (password := urllib.parse.urlsplit(self._url).password):
                         problem = problem.replace(password, "…")
                     raise StorageError(problem) from None
                 raise
@@ -438,6 +452,22 @@ class PostgresStorage(Storage):
         conn = await self._coordinate()
         await self._take_shards(conn, tuple(shard_ids), shard_count)
         self._claim = (tuple(shard_ids), shard_count)
+
+    async def shard_claims(self) -> ShardClaims:
+        """Read from the claims' own locks: a process's claims are there exactly while it lives."""
+        conn = await self._coordinate()
+        rows = await conn.fetch(
+            """SELECT DISTINCT classid::text::bigint AS space, objid::text::bigint AS key FROM pg_locks
+               WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND """
+            + THIS_DATABASE
+            + """ AND classid IN ($1::bigint::oid, $2::bigint::oid)""",
+            SHARD_LOCK_NAMESPACE,
+            SHARD_COUNT_NAMESPACE,
+        )
+        return ShardClaims(
+            shard_ids=tuple(sorted(r["key"] for r in rows if r["space"] == SHARD_LOCK_NAMESPACE)),
+            counts=tuple(sorted(r["key"] for r in rows if r["space"] == SHARD_COUNT_NAMESPACE)),
+        )
 
     async def watch(self, listener: ChangeListener) -> None:
         conn = await self._coordinate()
@@ -487,8 +517,9 @@ class PostgresStorage(Storage):
         await conn.execute("SELECT pg_advisory_lock_shared($1, $2)", SHARD_COUNT_NAMESPACE, count)
         other_count = await conn.fetchval(
             """SELECT objid::text::bigint FROM pg_locks
-               WHERE locktype = 'advisory' AND objsubid = 2 AND granted
-                 AND classid = $1::bigint::oid AND objid <> $2::bigint::oid LIMIT 1""",
+               WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND """
+            + THIS_DATABASE
+            + """ AND classid = $1::bigint::oid AND objid <> $2::bigint::oid LIMIT 1""",
             SHARD_COUNT_NAMESPACE,
             count,
         )
@@ -506,8 +537,9 @@ class PostgresStorage(Storage):
             holder = await conn.fetchrow(
                 """SELECT a.pid, COALESCE(host(a.client_addr), 'a local socket') AS client
                    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                   WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
-                     AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid""",
+                   WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted AND l."""
+                + THIS_DATABASE
+                + """ AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid""",
                 SHARD_LOCK_NAMESPACE,
                 shard_id,
             )

@@ -50,7 +50,9 @@ Gateway (``gateway_url``, and ``resume_gateway_url`` which READY hands out)
     Controls: ``await dispatch(event, data)`` -> seq; ``await force_reconnect()`` (op 7);
     ``await invalidate_session(resumable=False)`` (op 9); ``await drop_connection()`` (abrupt close);
     ``await close_connection(code)``; ``await wait_until_connected()``; ``connected``. The controls
-    wait until the client is back (RESUMED or READY sent) unless ``wait=False``.
+    wait until the client is back (RESUMED or READY sent) unless ``wait=False``. They act on the
+    latest session, or with ``shard=N`` on shard N's latest session (each shard is a session of
+    its own, perhaps in another process: ``shards`` lists those identified so far).
     Dispatching ``MESSAGE_CREATE``/``MESSAGE_UPDATE`` stores the message; ``INTERACTION_CREATE``
     registers the interaction so callbacks and follow-ups are checked against it. Without the
     MESSAGE_CONTENT intent the bot receives guild messages that do not mention it with content,
@@ -319,7 +321,6 @@ class DiscordStandin:
         self._shard_sessions: dict[int, _Session] = {}  # shard id -> its latest session
         self.recommended_shards = 1  # what GET /gateway/bot advises
         self._connections: set[_Connection] = set()
-        self._handshakes = 0
         self._tick = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -706,12 +707,27 @@ class DiscordStandin:
     @property
     def connected(self) -> bool:
         """Whether the current session has an open connection that finished its handshake."""
-        session = self._session
+        return self._session_connected(self._session)
+
+    @property
+    def shards(self) -> list[int]:
+        """The shard ids that have identified so far, in order."""
+        return sorted(self._shard_sessions)
+
+    @staticmethod
+    def _session_connected(session: _Session | None) -> bool:
         conn = session.conn if session is not None else None
         return conn is not None and conn.open and conn.handshaken
 
-    async def wait_until_connected(self, timeout: float = 5.0) -> None:
-        await self._wait_until(lambda: True if self.connected else None, timeout, lambda: "a gateway session")
+    def _controlled(self, shard: int | None) -> _Session | None:
+        """The session a control acts on: shard ``shard``'s latest, or (None) the latest of all."""
+        return self._session if shard is None else self._shard_sessions.get(shard)
+
+    async def wait_until_connected(self, timeout: float = 5.0, *, shard: int | None = None) -> None:
+        what = "a gateway session" if shard is None else f"shard {shard}'s gateway session"
+        await self._wait_until(
+            lambda: True if self._session_connected(self._controlled(shard)) else None, timeout, lambda: what
+        )
 
     async def dispatch(self, event: str, data: Payload, *, timeout: float = 5.0) -> int:
         """Send a dispatch (op 0) to the bot; returns its sequence number.
@@ -746,9 +762,7 @@ class DiscordStandin:
 
     def shard_connected(self, shard_id: int) -> bool:
         """Whether shard ``shard_id`` has an open, handshaken connection."""
-        session = self._shard_sessions.get(shard_id)
-        conn = session.conn if session is not None else None
-        return conn is not None and conn.open and conn.handshaken
+        return self._session_connected(self._shard_sessions.get(shard_id))
 
     def _apply_content_intent(self, session: _Session, data: Payload) -> Payload:
         """Blank what the MESSAGE_CONTENT intent guards, as Discord does for bots without it."""
@@ -762,38 +776,52 @@ class DiscordStandin:
         blanked.pop("poll", None)
         return blanked
 
-    async def force_reconnect(self, *, wait: bool = True, timeout: float = 5.0) -> None:
+    async def force_reconnect(
+        self, *, shard: int | None = None, wait: bool = True, timeout: float = 5.0
+    ) -> None:
         """Send op 7 RECONNECT; the client should reconnect and RESUME."""
-        await self._control({"op": 7, "d": None}, wait=wait, timeout=timeout)
+        await self._control({"op": 7, "d": None}, shard=shard, wait=wait, timeout=timeout)
 
     async def invalidate_session(
-        self, resumable: bool = False, *, wait: bool = True, timeout: float = 5.0
+        self, resumable: bool = False, *, shard: int | None = None, wait: bool = True, timeout: float = 5.0
     ) -> None:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client must IDENTIFY again."""
-        if not resumable and self._session is not None:
-            self._session.resumable = False
-        await self._control({"op": 9, "d": resumable}, wait=wait, timeout=timeout)
+        session = self._controlled(shard)
+        if not resumable and session is not None:
+            session.resumable = False
+        await self._control({"op": 9, "d": resumable}, shard=shard, wait=wait, timeout=timeout)
 
-    async def drop_connection(self, *, wait: bool = True, timeout: float = 5.0) -> None:
+    async def drop_connection(
+        self, *, shard: int | None = None, wait: bool = True, timeout: float = 5.0
+    ) -> None:
         """Abort the TCP connection without a close frame; the client should RESUME."""
-        await self._control(None, wait=wait, timeout=timeout)
+        await self._control(None, shard=shard, wait=wait, timeout=timeout)
 
     async def close_connection(
-        self, code: int = 4000, *, wait: bool | None = None, timeout: float = 5.0
+        self, code: int = 4000, *, shard: int | None = None, wait: bool | None = None, timeout: float = 5.0
     ) -> None:
         """Close the websocket with ``code``. discord.py resumes after most codes but gives up after
         4004 and 4010-4014; by default this waits for the client to come back only when it will."""
         if wait is None:
             wait = code not in _FATAL_CLOSE_CODES
-        await self._control(code, wait=wait, timeout=timeout)
+        await self._control(code, shard=shard, wait=wait, timeout=timeout)
 
-    async def _control(self, action: Payload | int | None, *, wait: bool, timeout: float) -> None:
-        session = self._session
+    async def _control(
+        self, action: Payload | int | None, *, shard: int | None, wait: bool, timeout: float
+    ) -> None:
+        session = self._controlled(shard)
         conn = session.conn if session is not None else None
         if conn is None or not conn.open:
-            raise RuntimeError("Discord stand-in: the bot is not connected to the gateway")
-        before = self._handshakes
+            whose = "the bot is" if shard is None else f"shard {shard} is"
+            raise RuntimeError(f"Discord stand-in: {whose} not connected to the gateway")
         conn.handshaken = False  # going away: not "connected" until the client is back
+
+        def back() -> bool | None:
+            # The session's new connection (RESUME), or a new session for the same shard (IDENTIFY
+            # after op 9); never another shard's handshake, which may be another process's.
+            now = self._controlled(shard)
+            return True if now is not None and now.conn is not conn and self._session_connected(now) else None
+
         if isinstance(action, dict):
             await conn.send(_dumps(action))
         elif isinstance(action, int):
@@ -801,11 +829,7 @@ class DiscordStandin:
         else:
             conn.abort()
         if wait:
-            await self._wait_until(
-                lambda: True if self._handshakes > before and self.connected else None,
-                timeout,
-                lambda: "the client to reconnect",
-            )
+            await self._wait_until(back, timeout, lambda: "the client to reconnect")
 
     # ------------------------------------------------------------------ gateway: protocol
 
@@ -926,7 +950,6 @@ class DiscordStandin:
             for guild in guilds:
                 await self._send_dispatch_locked(session, "GUILD_CREATE", guild)
         conn.handshaken = True
-        self._handshakes += 1
         self._notify()
 
     async def _resume(self, conn: _Connection, data: Payload) -> None:
@@ -947,7 +970,6 @@ class DiscordStandin:
                     await conn.send(text)
             await self._send_dispatch_locked(session, "RESUMED", {})
         conn.handshaken = True
-        self._handshakes += 1
         self._notify()
 
     def _me(self) -> Payload:
