@@ -157,6 +157,22 @@ async def test_a_cold_server_index_answers_privately_in_time(
     assert sent.ephemeral and "owned" in all_text(sent)
 
 
+async def test_an_interaction_that_waited_its_turn_is_deferred_then_answered(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    """Created 2 s before the bot reached it (a busy process, a slow gateway): the bot defers at
+    once, privately, and the answer completes it; answering first would be past Discord's 3 s."""
+    async with run_bot():
+        event = standin.slash_interaction("ask", {"question": "Who owns X?"})
+        snowflake = int(event["id"])
+        event["id"] = str((((snowflake >> 22) - 2000) << 22) | (snowflake & 0x3FFFFF))
+        await standin.dispatch("INTERACTION_CREATE", event)
+        sent = await standin.wait_for_sent_message(lambda m: m.interaction_id == event["id"])
+    callback = next(r for r in standin.requests if "/callback" in r.path)
+    assert callback.json == {"type": 5, "data": {"flags": 64}}
+    assert sent.ephemeral and "owned" in all_text(sent)
+
+
 async def test_a_doubled_mention_event_posts_one_answer(standin: DiscordStandin, run_bot: RunBot) -> None:
     """The same MESSAGE_CREATE twice in one process: handled once (not answered, then refused)."""
     async with run_bot() as bot:

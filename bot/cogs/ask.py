@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 SEEN_MENTIONS = 4096  # mentions remembered, so the same event delivered twice is handled once
 
 MAX_QUESTION = 300  # /ask's limit; Discord enforces it on the option
+# Discord drops an interaction not answered within 3 s of its creation. Past this age when /ask
+# starts on it, the bot defers (privately) first; the answer follows when it is ready.
+LATE_AFTER_SECONDS = 1.5
 USAGE = (
     "Ask me about the article: mention me with a question, "
     "e.g. “@{name} who called Musk a rocket man?”, or use `/ask`."
@@ -322,9 +325,11 @@ class Ask(commands.Cog):
     ) -> None:
         assert interaction.channel_id is not None
         settings = admitted_settings(interaction)  # the tree's gate: block, channel, cooldown
-        if not self.bot.library.is_ready(interaction.guild_id):
-            # A server's own documents are still being indexed (just after a start): answer
-            # privately but in time, rather than publicly and too late for Discord's 3 seconds.
+        late = (discord.utils.utcnow() - interaction.created_at).total_seconds() > LATE_AFTER_SECONDS
+        if late or not self.bot.library.is_ready(interaction.guild_id):
+            # A server's own documents are still being indexed (just after a start), or the
+            # interaction waited its turn behind others (a busy process): answer privately but in
+            # time, rather than publicly and too late for Discord's 3 seconds.
             await interaction.response.defer(ephemeral=True, thinking=True)
         answer, engine, question_id = await self.answer(
             interaction.guild_id, interaction.channel_id, interaction.user.id, question, settings
