@@ -47,6 +47,8 @@ class Library:
         self._generations: dict[int, int] = {}
         self._lock = asyncio.Lock()
         self._encoding: set[asyncio.Task[bool]] = set()  # vectors being read or encoded
+        # A server's engine before its documents changed: the next one reuses its unchanged layers.
+        self._previous: dict[int, Engine] = {}
 
     async def load(self) -> Engine:
         """(Re)read the corpus from disk in a worker thread; the event loop keeps serving."""
@@ -54,6 +56,7 @@ class Library:
         async with self._lock:
             self.base, self.loaded_at = engine, time.time()
             self._servers.clear()
+            self._previous.clear()  # layers over the old corpus
         self._load_vectors(engine)
         return engine
 
@@ -78,7 +81,10 @@ class Library:
         stored = await self.storage.list_documents(guild_id)
         engine = (
             await asyncio.to_thread(
-                base.with_documents, [server_document(d) for d in stored], defer_vectors=True
+                base.with_documents,
+                [server_document(d) for d in stored],
+                defer_vectors=True,
+                previous=self._previous.get(guild_id),
             )
             if stored
             else base
@@ -90,6 +96,7 @@ class Library:
             # the meantime makes this engine stale: answer from it once, build again next time.
             if self.base is base and self._generations.get(guild_id, 0) == generation:
                 self._servers[guild_id] = engine
+                self._previous.pop(guild_id, None)
         return engine
 
     def is_ready(self, guild_id: int | None) -> bool:
@@ -99,7 +106,9 @@ class Library:
     def forget(self, guild_id: int) -> None:
         """The server's documents changed: its engine is rebuilt on next use."""
         self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
-        self._servers.pop(guild_id, None)
+        engine = self._servers.pop(guild_id, None)
+        if engine is not None and self.base is not None and engine.parts[:1] == [self.base]:
+            self._previous[guild_id] = engine
 
     def sources(self, engine: Engine) -> dict[str, str]:
         return {d.id: d.source for d in engine.documents if d.source}

@@ -53,3 +53,26 @@ async def test_a_change_during_a_build_is_not_hidden_by_the_stale_engine(tmp_pat
         await storage.close()
     answer = engine.ask("What colour is the kraken lighthouse?", k=1)
     assert answer.answered and "painted teal" in answer.hits[0].passage.text
+
+
+async def test_adding_a_server_document_reuses_the_corpus_and_the_other_documents(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "bot.db")
+    await storage.open()
+    try:
+        library = Library(ROOT / "corpus", storage)
+        base = await library.load()
+        await storage.add_document(
+            G, "lighthouse.md", "Lighthouse", "The kraken lighthouse is painted teal.", MOD
+        )
+        library.forget(G)
+        first = await library.for_guild(G)
+        await storage.add_document(G, "ferry.md", "Ferry", "The ferry to the island leaves at dawn.", MOD)
+        library.forget(G)
+        second = await library.for_guild(G)
+    finally:
+        await storage.close()
+    assert second.parts[0] is base and first.parts[0] is base  # the corpus is never rebuilt
+    assert any(part is first.parts[1] for part in second.parts[1:])  # nor the unchanged document
+    assert len(second.parts) == 3
+    assert "dawn" in second.ask("When does the ferry leave?", k=1).hits[0].passage.text
+    assert "teal" in second.ask("What colour is the kraken lighthouse?", k=1).hits[0].passage.text

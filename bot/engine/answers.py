@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +154,11 @@ class Decider:
     """Confidence and the answer-or-decline decision, over one index's statistics."""
 
     def __init__(
-        self, doc_freq: dict[str, int], prefix_doc_freq: dict[str, int], passages: int, names: set[str]
+        self,
+        doc_freq: Mapping[str, int],
+        prefix_doc_freq: Mapping[str, int],
+        passages: int,
+        names: AbstractSet[str],
     ) -> None:
         self.doc_freq = doc_freq
         self.prefix_doc_freq = prefix_doc_freq

@@ -25,16 +25,15 @@ from .answers import (
 )
 from .decision import DecisionModel, shipped_model
 from .documents import Document, LoadError, load_corpus
-from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, PassageVectors, fused_top
+from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, LayeredVectors, PassageVectors, fused_top
 from .index import BM25Params, top_k
 from .memory import release_freed_memory
 from .passages import MAX_WORDS, Passage, make_passages, split_sentences
-from .ranking import Ranker, RankingWeights
+from .ranking import LayeredRanker, Ranker, RankingWeights
 from .semantic import (
     Availability,
     SemanticUnavailable,
     VectorCache,
-    Vectors,
     default_cache_dir,
     shared_embedder,
 )
@@ -94,7 +93,6 @@ class Engine:
         semantic: bool | None = None,
         vector_cache: str | Path | None = None,
         defer_vectors: bool = False,
-        base: Engine | None = None,
         decision: DecisionModel | None = None,
         rerank_above: int = RERANK_ABOVE,
         rerank_candidates: int = RERANK_CANDIDATES,
@@ -123,19 +121,53 @@ class Engine:
         self.rerank_candidates = rerank_candidates
 
         self.semantic = semantic
-        self.vectors: PassageVectors | None = None  # set once, by load_vectors: then ask fuses
+        self.vectors: PassageVectors | LayeredVectors | None = None  # set by load_vectors: then ask fuses
         self.vectors_seconds = 0.0
-        # The engine this one extends (with_documents): its vectors are reused, never re-encoded.
-        self._base = base
         self._encode_progress = encode_progress  # (done, total) while texts are encoded
         self._vectors_lock = threading.Lock()
         state = (
             semantic_available() if semantic is not False else Availability(False, "lexical engine asked for")
         )
         self._off = None if state.ok else state.describe()
+        self.parts: list[Engine] = [self]  # the layers a server's engine is made of (with_documents)
         if not defer_vectors:
             self.load_vectors()
         self.build_seconds = time.perf_counter() - started
+
+    @classmethod
+    def _layered(cls, parts: list[Engine], *, defer_vectors: bool, previous: Engine | None = None) -> Engine:
+        """One engine over several engines' documents (layers), sharing their indexes and vectors:
+        searched with the statistics of the whole, as one index over all of them would be."""
+        started = time.perf_counter()
+        first = parts[0]
+        engine = cls.__new__(cls)
+        engine.documents = [d for part in parts for d in part.documents]
+        engine.load_errors = []
+        engine.params, engine.weights, engine.max_words = first.params, first.weights, first.max_words
+        engine.passages = [p for part in parts for p in part.passages]
+        engine.vector_cache, engine.index_cache_above = first.vector_cache, first.index_cache_above
+        engine.index_from_disk = all(part.index_from_disk for part in parts)
+        grows = (
+            previous.ranker if previous is not None and isinstance(previous.ranker, LayeredRanker) else None
+        )
+        engine.ranker = LayeredRanker([part.ranker for part in parts], grows)
+        engine.index = engine.ranker.passages
+        engine.decider = Decider(
+            engine.index.doc_freq, engine.ranker.prefix_doc_freq, len(engine.passages), engine.ranker.names
+        )
+        engine._by_id = {p.id: i for i, p in enumerate(engine.passages)}
+        engine.decision = first.decision
+        engine.rerank_above, engine.rerank_candidates = first.rerank_above, first.rerank_candidates
+        engine.semantic = first.semantic
+        engine.vectors, engine.vectors_seconds = None, 0.0
+        engine._encode_progress = None
+        engine._vectors_lock = threading.Lock()
+        engine._off = next((part._off for part in parts if part._off), None)
+        engine.parts = parts
+        if not defer_vectors:
+            engine.load_vectors()
+        engine.build_seconds = time.perf_counter() - started
+        return engine
 
     @property
     def cache_name(self) -> str:
@@ -187,25 +219,28 @@ class Engine:
             if self.vectors is not None or self._off:
                 return self.vectors is not None
             started = time.perf_counter()
+            if len(self.parts) > 1:  # layers: each reads or encodes its own (the corpus's once)
+                for part in self.parts:
+                    if not part.load_vectors():
+                        self._off = part._off
+                        return False
+                self.vectors = LayeredVectors(
+                    [part.vectors for part in self.parts if isinstance(part.vectors, PassageVectors)]
+                )
+                self.vectors_seconds = time.perf_counter() - started
+                return True
             try:
                 embedder = shared_embedder()
             except SemanticUnavailable as exc:
                 self._off = str(exc)
                 log.warning("semantic stage not loaded, engine stays lexical: %s", exc)
                 return False
-            known = None
-            if self._base is not None:
-                # The corpus's vectors may still be on their way (the bot builds both deferred):
-                # wait for them rather than encode the whole corpus a second time.
-                self._base.load_vectors()
-                known = self._base._vectors_by_text()
             found = VectorCache(embedder, self.vector_cache).vectors(
-                self.cache_name, self._vector_texts(), known, self._encode_progress
+                self.cache_name, self._vector_texts(), progress=self._encode_progress
             )
             n = len(self.passages)
             counts = np.diff(self.ranker.sentence_start).tolist()
             self.vectors = PassageVectors.of(embedder, found[:n], found[n:], counts)
-            self._base = None
             self.vectors_seconds = time.perf_counter() - started
             return True
 
@@ -223,38 +258,47 @@ class Engine:
         sentences = [s for group in self.ranker.sentence_texts for s in group]
         return [p.text for p in self.passages] + sentences
 
-    def _vectors_by_text(self) -> dict[str, Vectors]:
-        vectors = self.vectors
-        if vectors is None:
-            return {}
-        rows = [*vectors.passages, *vectors.sentences]
-        return dict(zip(self._vector_texts(), rows, strict=True))
-
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: Any) -> Engine:
         """Load a corpus folder or one file. Unreadable files are listed in ``load_errors``."""
         documents, errors = load_corpus(path)
         return cls(documents, load_errors=errors, **kwargs)
 
-    def with_documents(self, extra: Sequence[Document], *, defer_vectors: bool = False) -> Engine:
-        """A new engine over these documents plus ``extra`` (a server's own documents). It reuses
-        this engine's vectors in memory (waiting for them if they are still being encoded): only
-        ``extra`` is read from the cache or encoded."""
+    def with_documents(
+        self, extra: Sequence[Document], *, defer_vectors: bool = False, previous: Engine | None = None
+    ) -> Engine:
+        """An engine over these documents plus ``extra`` (a server's own documents), as layers:
+        this engine's index and vectors are shared, not copied, and each extra document is a layer
+        of its own, built (and its vectors read or encoded) alone. ``previous``: the server's
+        engine before a change; its layers for documents that did not change are reused, so adding
+        or removing a document costs that document, not the corpus or the server's other ones."""
         if not extra:
             return self
-        return Engine(
-            [*self.documents, *extra],
-            params=self.params,
-            weights=self.weights,
-            max_words=self.max_words,
-            semantic=self.semantic,
-            vector_cache=self.vector_cache,
-            defer_vectors=defer_vectors,
-            base=self,
-            decision=self.decision,
-            rerank_above=self.rerank_above,
-            rerank_candidates=self.rerank_candidates,
-        )
+        reusable = {part._layer_key: part for part in (previous.parts[1:] if previous is not None else [])}
+        parts = [self]
+        for document in extra:
+            key = _document_key(document)
+            part = reusable.get(key)
+            if part is None:
+                part = Engine(
+                    [document],
+                    params=self.params,
+                    weights=self.weights,
+                    max_words=self.max_words,
+                    semantic=self.semantic,
+                    vector_cache=self.vector_cache,
+                    defer_vectors=True,
+                    decision=self.decision,
+                    rerank_above=self.rerank_above,
+                    rerank_candidates=self.rerank_candidates,
+                    index_cache_above=self.index_cache_above,
+                )
+            parts.append(part)
+        return Engine._layered(parts, defer_vectors=defer_vectors, previous=previous)
+
+    @property
+    def _layer_key(self) -> str:
+        return "\0".join(_document_key(d) for d in self.documents)
 
     def passage(self, passage_id: str) -> Passage | None:
         i = self._by_id.get(passage_id)
@@ -413,6 +457,14 @@ def _index_code() -> str:
     digest = hashlib.sha256()
     for name in ("analyzer.py", "passages.py", "index.py", "ranking.py", "answers.py"):
         digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _document_key(document: Document) -> str:
+    """What a document's layer depends on: its id, title and every block's heading and text."""
+    digest = hashlib.sha256(f"{document.id}\0{document.title}".encode())
+    for block in document.blocks:
+        digest.update(f"\0{block.section}\0{block.text}".encode())
     return digest.hexdigest()
 
 

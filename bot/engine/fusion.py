@@ -98,3 +98,33 @@ def fused_top(
     if among is None:
         return top_k(np.arange(len(fused), dtype=np.int32), fused, k)
     return top_k(among, fused[among], k)
+
+
+class LayeredVectors:
+    """Several layers' vectors (the shared corpus's, each server document's) read as one, without
+    copying them: a question's cosines are computed layer by layer and joined, passage and
+    sentence rows running through the layers in order."""
+
+    def __init__(self, layers: list[PassageVectors]) -> None:
+        self.layers = layers
+        self.embedder = layers[0].embedder
+        self.passage_offsets = np.cumsum([0] + [len(layer.start) - 1 for layer in layers])
+        self.sentence_offsets = np.cumsum([0] + [len(layer.sentences) for layer in layers])
+        self.start: IntArray = np.concatenate(
+            [layer.start[:-1] + int(self.sentence_offsets[i]) for i, layer in enumerate(layers)]
+            + [np.asarray([self.sentence_offsets[-1]], dtype=np.int32)]
+        ).astype(np.int32)
+
+    def cosines(self, question: Vectors, among: IntArray | None = None) -> QuestionCosines:
+        parts = []
+        for i, layer in enumerate(self.layers):
+            local = None
+            if among is not None:
+                low, high = self.passage_offsets[i], self.passage_offsets[i + 1]
+                local = (among[(among >= low) & (among < high)] - low).astype(np.int32)
+            parts.append(layer.cosines(question, local))
+        return QuestionCosines(
+            np.concatenate([p.passage for p in parts]),
+            np.concatenate([p.best_sentence for p in parts]),
+            np.concatenate([p.sentence for p in parts]),
+        )

@@ -17,9 +17,11 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 
 from __future__ import annotations
 
+import math
 import threading
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +61,37 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.terms)
+
+
+class Counts(Mapping[str, int]):
+    """Per-term counts read from a vocabulary and an array (no dict of its own): a term's count,
+    for the terms whose count is not zero."""
+
+    def __init__(self, vocabulary: Vocabulary, counts: npt.NDArray[Any]) -> None:
+        self.vocabulary, self.counts = vocabulary, counts
+
+    def __getitem__(self, term: str) -> int:
+        tid = self.vocabulary.ids.get(term)
+        count = int(self.counts[tid]) if tid is not None else 0
+        if not count:
+            raise KeyError(term)
+        return count
+
+    def get(self, term: str, default: Any = None) -> Any:
+        tid = self.vocabulary.ids.get(term)
+        count = int(self.counts[tid]) if tid is not None else 0
+        return count if count else default
+
+    def __contains__(self, term: object) -> bool:
+        tid = self.vocabulary.ids.get(term) if isinstance(term, str) else None
+        return tid is not None and bool(self.counts[tid])
+
+    def __iter__(self) -> Iterator[str]:
+        terms = self.vocabulary.terms
+        return (terms[i] for i in np.flatnonzero(np.asarray(self.counts)).tolist())
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.counts))
 
 
 class PostingLists:
@@ -133,22 +166,16 @@ class BM25Index:
         df = np.bincount(terms, minlength=n_terms)
         self.idf_array = _idf(df, passages, params)
         norm = 1 - params.b + params.b * lengths / (self.avgdl or 1.0)  # per-passage length normalisation
-        k1, delta = params.k1, params.delta
-        tf = tf.astype(np.float64)
-        n = norm[pids]
-        if params.variant == "okapi":
-            weight = tf * (k1 + 1) / (tf + k1 * n)
-        elif params.variant == "plus":
-            # BM25+ adds delta for every passage; we keep only what a match adds beyond it
-            # and add the constant back in ``score`` so totals match rank-bm25.
-            weight = (tf * (k1 + 1)) / (k1 * n + tf)
-        else:
-            ctd = tf / n
-            weight = (k1 + 1) * (ctd + delta) / (k1 + ctd + delta) - (k1 + 1) * delta / (k1 + delta)
-        weight *= self.idf_array[terms]
+        frequencies = tf.astype(np.float64)
+        weight = _saturation(frequencies, norm[pids], params) * self.idf_array[terms]
+        # Kept for layers (LayeredField): with other statistics the same postings weigh otherwise.
+        self.tf = frequencies.astype(
+            np.float32
+        )  # in posting order (distinct_pairs sorts by term, then passage)
+        self.lengths = lengths.astype(np.float32)
         self.postings = PostingLists(terms, pids, n_terms, weight.astype(np.float32))
         self.df = df
-        self.doc_freq: dict[str, int] = {t: int(df[i]) for i, t in enumerate(vocabulary.terms) if df[i]}
+        self.doc_freq = Counts(vocabulary, df)
         self._buffers = threading.local()  # per thread: a dense score buffer and a position buffer
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
@@ -160,6 +187,8 @@ class BM25Index:
             "weights": self.postings.values,
             "idf": self.idf_array,
             "df": self.df,
+            "tf": self.tf,
+            "lengths": self.lengths,
             "shape": np.asarray([self.size], dtype=np.int64),
             "avgdl": np.asarray([self.avgdl], dtype=np.float64),
         }
@@ -175,9 +204,9 @@ class BM25Index:
         index.avgdl = float(arrays["avgdl"][0])
         index.idf_array = arrays["idf"]
         index.df = arrays["df"]
+        index.tf, index.lengths = arrays["tf"], arrays["lengths"]
         index.postings = PostingLists.of_arrays(arrays["indptr"], arrays["ids"], arrays["weights"])
-        df = np.asarray(index.df)
-        index.doc_freq = {t: int(df[i]) for i, t in enumerate(vocabulary.terms) if df[i]}
+        index.doc_freq = Counts(vocabulary, index.df)
         index._buffers = threading.local()
         return index
 
@@ -261,6 +290,22 @@ class BM25Index:
         return self.postings.nbytes + self.idf_array.nbytes
 
 
+def _saturation(tf: FloatArray, norm: FloatArray, params: BM25Params) -> FloatArray:
+    """Each posting's term-frequency part of BM25 (its weight over the IDF), given its passage's
+    length normalisation."""
+    k1, delta = params.k1, params.delta
+    if params.variant == "okapi":
+        weight: FloatArray = tf * (k1 + 1) / (tf + k1 * norm)
+    elif params.variant == "plus":
+        # BM25+ adds delta for every passage; we keep only what a match adds beyond it and add
+        # the constant back in ``score`` so totals match rank-bm25.
+        weight = (tf * (k1 + 1)) / (k1 * norm + tf)
+    else:
+        ctd = tf / norm
+        weight = (k1 + 1) * (ctd + delta) / (k1 + ctd + delta) - (k1 + 1) * delta / (k1 + delta)
+    return weight
+
+
 def _distinct(ids: IntArray, position: npt.NDArray[np.int64]) -> IntArray:
     """``ids`` without repeats, without sorting: each id keeps its last occurrence. ``position`` is
     a scratch array as long as the id space (its old contents do not matter)."""
@@ -299,3 +344,154 @@ def top_k(ids: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+class LayeredCounts(Mapping[str, int]):
+    """Several layers' per-term counts read as one: a term's count is the sum over the layers."""
+
+    def __init__(self, layers: Sequence[Mapping[str, int]]) -> None:
+        self.layers = list(layers)
+
+    def __getitem__(self, term: str) -> int:
+        total = sum(layer.get(term, 0) for layer in self.layers)
+        if not total:
+            raise KeyError(term)
+        return total
+
+    def get(self, term: str, default: Any = None) -> Any:
+        total = sum(layer.get(term, 0) for layer in self.layers)
+        return total if total else default
+
+    def __contains__(self, term: object) -> bool:
+        return any(term in layer for layer in self.layers)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for layer in self.layers:
+            for term in layer:
+                if term not in seen:
+                    seen.add(term)
+                    yield term
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Union:
+    """Terms to their document frequency summed over some layers."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.df = array("q")
+
+    def copy(self) -> _Union:
+        other = _Union()
+        other.ids, other.df = dict(self.ids), array("q", self.df)
+        return other
+
+    def add(self, layer: BM25Index) -> None:
+        ids, df, terms, counts = self.ids, self.df, layer.vocabulary.terms, np.asarray(layer.df)
+        for i in np.flatnonzero(counts).tolist():
+            j = ids.setdefault(terms[i], len(df))
+            if j == len(df):
+                df.append(int(counts[i]))
+            else:
+                df[j] += int(counts[i])
+
+    def mean_idf(self, passages: int) -> float:
+        """BM25Okapi's mean IDF over the union, before its floor (as rank-bm25 takes it)."""
+        d = np.frombuffer(self.df, dtype=np.int64).astype(np.float64) if len(self.df) else np.zeros(0)
+        return float((np.log(passages - d + 0.5) - np.log(d + 0.5)).mean()) if len(d) else 0.0
+
+
+class LayeredField:
+    """Several BM25 indexes (layers: the shared corpus, a server's documents) searched as one,
+    with the statistics of the whole: the number of passages, each term's document frequency and
+    the mean length are summed over the layers, so a passage scores exactly as it would in one
+    index built over every layer's passages (``tests/test_layers.py`` holds that). A layer's
+    postings keep their term frequencies and its passages their lengths, so no layer is rebuilt
+    when another is added: a question's weights are computed from them, still only over the
+    postings it touches. Passage ids run through the layers in order."""
+
+    _union: _Union
+
+    def __init__(self, layers: Sequence[BM25Index], previous: LayeredField | None = None) -> None:
+        self.layers = list(layers)
+        self.params = params = self.layers[0].params
+        self.offsets = np.cumsum([0] + [layer.size for layer in self.layers])
+        self.size = int(self.offsets[-1])
+        total_length = sum(layer.avgdl * layer.size for layer in self.layers)
+        self.avgdl = total_length / self.size if self.size else 0.0
+        self.doc_freq = LayeredCounts([layer.doc_freq for layer in self.layers])
+        # Every term of every layer with its summed document frequency, for BM25Okapi's floor (the
+        # mean IDF over the whole vocabulary). Grown from the engine before when this one only
+        # adds layers to it, so adding a document costs that document's terms.
+        mine = {id(layer) for layer in self.layers}
+        if previous is not None and {id(layer) for layer in previous.layers} <= mine:
+            self._union = previous._union.copy()
+            had = {id(layer) for layer in previous.layers}
+            for layer in self.layers:
+                if id(layer) not in had:
+                    self._union.add(layer)
+        else:
+            self._union = _Union()
+            for layer in self.layers:
+                self._union.add(layer)
+        self._eps_mean = self._union.mean_idf(self.size) if params.variant == "okapi" else 0.0
+        self._buffers = threading.local()
+
+    def _idf(self, df: int) -> float:
+        n, p = self.size, self.params
+        if p.variant == "okapi":
+            idf = math.log(n - df + 0.5) - math.log(df + 0.5)
+            return p.epsilon * self._eps_mean if idf < 0 else idf
+        if p.variant == "plus":
+            return math.log((n + 1) / df)
+        return math.log(n + 1) - math.log(df + 0.5)
+
+    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """(passage ids across the layers, scores), as ``BM25Index.score``."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
+        buffer, position = self._scratch()
+        p = self.params
+        parts = []
+        baseline = 0.0
+        for term, count in query.items():
+            found: list[tuple[int, BM25Index, int]] = []
+            for i, layer in enumerate(self.layers):
+                tid = layer.vocabulary.ids.get(term)
+                if tid is not None and layer.df[tid] > 0:
+                    found.append((i, layer, tid))
+            if not found:
+                continue
+            idf = self._idf(sum(int(layer.df[tid]) for _, layer, tid in found))
+            if p.variant != "okapi":
+                per_term = p.delta if p.variant == "plus" else (p.k1 + 1) * p.delta / (p.k1 + p.delta)
+                baseline += idf * per_term * count
+            for i, layer, tid in found:
+                start, end = layer.postings.indptr[tid], layer.postings.indptr[tid + 1]
+                ids = layer.postings.ids[start:end]
+                norm = 1 - p.b + p.b * layer.lengths[ids].astype(np.float64) / (self.avgdl or 1.0)
+                weights = _saturation(layer.tf[start:end].astype(np.float64), norm, p) * (idf * count)
+                where = ids + int(self.offsets[i])
+                buffer[where] += weights
+                parts.append(where)
+        if not parts:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
+        scores = buffer[candidates]
+        buffer[candidates] = 0.0
+        return candidates.astype(np.int32), scores + baseline
+
+    def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        buffers = self._buffers
+        if getattr(buffers, "score", None) is None:
+            buffers.score = np.zeros(self.size, dtype=np.float64)
+            buffers.position = np.zeros(self.size, dtype=np.int64)
+        return buffers.score, buffers.position
+
+    def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        return top_k(*self.score(query_terms), k)
+
+    def __contains__(self, term: str) -> bool:
+        return term in self.doc_freq

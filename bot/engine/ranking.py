@@ -28,7 +28,8 @@ import tempfile
 import threading
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,18 @@ import numpy.typing as npt
 
 from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, token_terms
 from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
-from .index import BM25Index, BM25Params, FloatArray, IntArray, Vocabulary, distinct_pairs, top_k
+from .index import (
+    BM25Index,
+    BM25Params,
+    Counts,
+    FloatArray,
+    IntArray,
+    LayeredCounts,
+    LayeredField,
+    Vocabulary,
+    distinct_pairs,
+    top_k,
+)
 from .passages import Passage, sentence_spans
 
 
@@ -122,6 +134,10 @@ def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int
 
 
 class Ranker:
+    # A built ranker's fields are BM25Index; a LayeredRanker's combine its layers' (LayeredField).
+    passages: BM25Index | LayeredField
+    sentences: BM25Index | LayeredField
+
     def __init__(
         self,
         passages: Sequence[Passage],
@@ -214,16 +230,16 @@ class Ranker:
         # missed), and the names: terms mostly written capitalised mid-sentence, or digits.
         _, prefix_ids, _ = distinct_pairs(term_passage, term_prefixes, len(prefix_vocabulary))
         prefix_df = np.bincount(prefix_ids, minlength=len(prefix_vocabulary))
-        self.prefix_doc_freq: dict[str, int] = {
-            p: int(prefix_df[i]) for i, p in enumerate(prefix_vocabulary.terms) if prefix_df[i]
-        }
+        self.prefix_doc_freq: Mapping[str, int] = Counts(prefix_vocabulary, prefix_df)
         first = table.first[surface[term_token]]
         mid = token_rank[term_token] > 0
         capital = in_sentence & ((first == DIGIT) | ((first == UPPER) & mid))
         lowered = in_sentence & (first == LOWER)
-        upper_count = np.bincount(term_ids[capital], minlength=len(vocabulary))
-        lower_count = np.bincount(term_ids[lowered], minlength=len(vocabulary))
-        self.names: set[str] = {vocabulary.terms[i] for i in np.flatnonzero(upper_count > lower_count)}
+        self.upper_count = np.bincount(term_ids[capital], minlength=len(vocabulary)).astype(np.int32)
+        self.lower_count = np.bincount(term_ids[lowered], minlength=len(vocabulary)).astype(np.int32)
+        self.names: set[str] = {
+            vocabulary.terms[i] for i in np.flatnonzero(self.upper_count > self.lower_count)
+        }
 
         # 6. Which passages hold a date or a quantity (answers.DATE / QUANTITY over the text):
         # token by token, plus the few patterns that span tokens.
@@ -257,11 +273,14 @@ class Ranker:
                 "has_date": self.has_date,
                 "has_quantity": self.has_quantity,
                 "names": np.asarray(sorted(self.vocabulary.ids[t] for t in self.names), dtype=np.int32),
+                "upper_count": self.upper_count,
+                "lower_count": self.lower_count,
                 "prefix_df": np.asarray(
                     [self.prefix_doc_freq.get(p, 0) for p in self.prefix_vocabulary.terms], dtype=np.int64
                 ),
             }
             for field, index in (("passages", self.passages), ("sentences", self.sentences)):
+                assert isinstance(index, BM25Index)  # a layered ranker is saved layer by layer
                 arrays |= {f"{field}.{name}": array for name, array in index.arrays().items()}
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array, allow_pickle=False)
@@ -289,7 +308,7 @@ class Ranker:
         ranker.prefix_vocabulary = Vocabulary(
             (directory / "prefixes.txt").read_text(encoding="utf-8").split("\n")
         )
-        fields = ("indptr", "ids", "weights", "idf", "df", "shape", "avgdl")
+        fields = ("indptr", "ids", "weights", "tf", "lengths", "idf", "df", "shape", "avgdl")
         ranker.passages = BM25Index.restore(
             {f: array(f"passages.{f}") for f in fields}, ranker.vocabulary, params
         )
@@ -302,10 +321,9 @@ class Ranker:
         ranker.has_date, ranker.has_quantity = array("has_date"), array("has_quantity")
         terms = ranker.vocabulary.terms
         ranker.names = {terms[i] for i in array("names").tolist()}
+        ranker.upper_count, ranker.lower_count = array("upper_count"), array("lower_count")
         prefix_df = np.asarray(array("prefix_df"))
-        ranker.prefix_doc_freq = {
-            p: int(prefix_df[i]) for i, p in enumerate(ranker.prefix_vocabulary.terms) if prefix_df[i]
-        }
+        ranker.prefix_doc_freq = Counts(ranker.prefix_vocabulary, prefix_df)
         ranker._buffers = threading.local()
         if ranker.passages.size != len(passages) or len(ranker.sentence_start) != len(passages) + 1:
             raise ValueError(f"{directory}: an index of {ranker.passages.size} passages, not {len(passages)}")
@@ -360,3 +378,87 @@ class Ranker:
         self, terms: Sequence[str] | Mapping[str, float], k: int, expects: str | None = None
     ) -> list[tuple[int, float]]:
         return top_k(*self.score(terms, expects), k)
+
+
+class LayeredRanker(Ranker):
+    layers: list[Ranker]
+
+    """Several rankers (layers: the shared corpus, then each of a server's documents) searched as
+    one, with the statistics of the whole (``index.LayeredField``). Nothing of a layer is copied
+    but the small per-passage flags; passage and sentence ids run through the layers in order."""
+
+    def __init__(self, layers: Sequence[Ranker], previous: LayeredRanker | None = None) -> None:
+        # A layered ranker's own layers count one by one: layers never nest.
+        self.layers = [
+            part
+            for layer in layers
+            for part in (layer.layers if isinstance(layer, LayeredRanker) else [layer])
+        ]
+        self.weights = self.layers[0].weights
+        self.passages_list = [p for layer in self.layers for p in layer.passages_list]
+        before_main = before_sentences = None
+        if previous is not None:  # the engine this one grows from: its statistics are extended
+            assert isinstance(previous.passages, LayeredField) and isinstance(
+                previous.sentences, LayeredField
+            )
+            before_main, before_sentences = previous.passages, previous.sentences
+        main = LayeredField([_built(layer.passages) for layer in self.layers], before_main)
+        by_sentence = LayeredField([_built(layer.sentences) for layer in self.layers], before_sentences)
+        self.passages, self.sentences = main, by_sentence
+        passage_offsets, sentence_offsets = main.offsets, by_sentence.offsets
+        self.sentence_owner = np.concatenate(
+            [layer.sentence_owner + int(passage_offsets[i]) for i, layer in enumerate(self.layers)]
+        ).astype(np.int32)
+        self.sentence_start = np.concatenate(
+            [layer.sentence_start[:-1] + int(sentence_offsets[i]) for i, layer in enumerate(self.layers)]
+            + [np.asarray([sentence_offsets[-1]], dtype=np.int64)]
+        )
+        self.sentence_spans = np.concatenate([layer.sentence_spans for layer in self.layers])
+        self.has_date = np.concatenate([layer.has_date for layer in self.layers])
+        self.has_quantity = np.concatenate([layer.has_quantity for layer in self.layers])
+        self.prefix_doc_freq = LayeredCounts([layer.prefix_doc_freq for layer in self.layers])
+        self.names = LayeredNames(self.layers)  # type: ignore[assignment]
+        self._buffers = threading.local()
+
+    def save(self, directory: Path) -> None:
+        raise TypeError("a layered ranker is saved layer by layer")
+
+
+class LayeredNames(AbstractSet[str]):
+    """The names of several layers together, decided when asked (a question's few terms): written
+    capitalised mid-sentence more often than not, counting every layer."""
+
+    def __init__(self, layers: Sequence[Ranker]) -> None:
+        self.layers = layers
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, term: object) -> bool:
+        if not isinstance(term, str):
+            return False
+        found = self._known.get(term)
+        if found is None:
+            upper = lower = 0
+            for layer in self.layers:
+                tid = layer.vocabulary.ids.get(term)
+                if tid is not None:
+                    upper += int(layer.upper_count[tid])
+                    lower += int(layer.lower_count[tid])
+            found = self._known[term] = upper > lower
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        seen = {t for layer in self.layers for t in layer.names}
+        seen |= {
+            t
+            for layer in self.layers
+            for t in np.asarray(layer.vocabulary.terms)[np.asarray(layer.upper_count) > 0]
+        }
+        return (t for t in sorted(seen) if t in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _built(field: BM25Index | LayeredField) -> BM25Index:
+    assert isinstance(field, BM25Index), "layers are built rankers"
+    return field

@@ -1,0 +1,127 @@
+"""A server adding 30 documents of about 1 MB each beside the article, one by one (benchmark, not a
+test): what each add costs, what memory the process holds, and whether another server's answers
+slow down meanwhile.
+
+    python benchmarks/bench_layers.py [--documents 30] [--megabytes 1.0]
+
+Lexical engine (the semantic stage would encode each document: about 0.03 s a text). Each add is
+``Engine.with_documents(all of the server's documents, previous=the engine before)``, as the bot's
+library does; it runs in a worker thread while the main thread asks the article's engine (another
+server's) questions, and the p99 of those asks is compared with the same asks with nothing else
+running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_engine import generate_documents, question_mix  # noqa: E402
+
+from bot.engine import Document, Engine  # noqa: E402
+from bot.engine.evaluate import load_questions  # noqa: E402
+from bot.engine.memory import release_freed_memory  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def one_document(number: int, megabytes: float) -> Document:
+    """About ``megabytes`` of generated paragraphs under headings, as one server document."""
+    blocks = []
+    size = 0
+    seed = 1000 + number
+    while size < megabytes * 1_000_000:
+        for document in generate_documents(400, seed=seed):
+            for block in document.blocks:
+                blocks.append(block)
+                size += len(block.text.encode())
+        seed += 100
+    return Document(f"g1-doc-{number:02d}", f"Document {number}", blocks=blocks)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def asks(engine: Engine, questions: list[str], stop: threading.Event | None, rounds: int) -> list[float]:
+    timings = []
+    for _ in range(rounds):
+        for question in questions:
+            started = time.perf_counter()
+            engine.ask(question)
+            timings.append((time.perf_counter() - started) * 1000)
+            if stop is not None and stop.is_set():
+                return timings
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--documents", type=int, default=30)
+    parser.add_argument("--megabytes", type=float, default=1.0)
+    args = parser.parse_args()
+    base = Engine.from_path(ROOT / "corpus", semantic=False)
+    other_questions = [q["question"] for q in load_questions(ROOT / "evals" / "dev.jsonl")]
+    docs = [one_document(i, args.megabytes) for i in range(args.documents)]
+    server_questions = question_mix(200, seed=5, documents=docs[:3])
+    release_freed_memory()
+    start_rss = rss_mb()
+    quiet = asks(base, other_questions, None, rounds=20)
+    print(f"article engine alone: ask p50 {percentile(quiet, 0.5):.2f} ms, p99 {percentile(quiet, 0.99):.2f} ms")
+    print(f"process RSS before the adds: {start_rss:.0f} MB (documents generated: {len(docs)})")
+    print("| add | passages in the server | add (s) | RSS (MB) | other server's ask p99 during the add (ms) |")
+    print("| --- | --- | --- | --- | --- |")
+    engine: Engine | None = None
+    adds = []
+    during: list[float] = []
+    for n in range(1, len(docs) + 1):
+        done = threading.Event()
+        result: list[Engine] = []
+
+        def add(count: int = n) -> None:
+            started = time.perf_counter()
+            result.append(base.with_documents(docs[:count], previous=engine))
+            adds.append(time.perf_counter() - started)
+            done.set()
+
+        worker = threading.Thread(target=add)
+        worker.start()
+        timings = asks(base, other_questions, done, rounds=10_000)
+        worker.join()
+        during += timings
+        engine = result[0]
+        release_freed_memory()
+        print(
+            f"| {n} | {len(engine.passages):,} | {adds[-1]:.2f} | {rss_mb():.0f} | "
+            f"{percentile(timings, 0.99):.2f} |",
+            flush=True,
+        )
+    assert engine is not None
+    server = asks(engine, server_questions, None, rounds=2)
+    print(
+        f"\nadds: max {max(adds):.2f} s, median {percentile(adds, 0.5):.2f} s; RSS {rss_mb():.0f} MB "
+        f"(+{rss_mb() - start_rss:.0f} MB for {len(docs)} documents, {len(engine.passages):,} passages)"
+    )
+    print(
+        f"other server's ask p99: {percentile(quiet, 0.99):.2f} ms alone, {percentile(during, 0.99):.2f} ms "
+        f"during the adds; the server's own ask p50 {percentile(server, 0.5):.2f} ms, "
+        f"p99 {percentile(server, 0.99):.2f} ms over {len(engine.parts)} layers"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
