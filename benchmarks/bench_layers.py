@@ -80,9 +80,10 @@ def main() -> int:
     release_freed_memory()
     start_rss = rss_mb()
     quiet = asks(base, other_questions, None, rounds=20)
-    print(f"article engine alone: ask p50 {percentile(quiet, 0.5):.2f} ms, p99 {percentile(quiet, 0.99):.2f} ms")
+    p50, p99 = percentile(quiet, 0.5), percentile(quiet, 0.99)
+    print(f"article engine alone: ask p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     print(f"process RSS before the adds: {start_rss:.0f} MB (documents generated: {len(docs)})")
-    print("| add | passages in the server | add (s) | RSS (MB) | other server's ask p99 during the add (ms) |")
+    print("| add | passages in the server | add (s) | RSS (MB) | other server's ask p99 meanwhile (ms) |")
     print("| --- | --- | --- | --- | --- |")
     engine: Engine | None = None
     adds = []
@@ -91,11 +92,16 @@ def main() -> int:
         done = threading.Event()
         result: list[Engine] = []
 
-        def add(count: int = n) -> None:
+        def add(
+            count: int = n,
+            before: Engine | None = engine,
+            out: list[Engine] = result,
+            ready: threading.Event = done,
+        ) -> None:
             started = time.perf_counter()
-            result.append(base.with_documents(docs[:count], previous=engine))
+            out.append(base.with_documents(docs[:count], previous=before))
             adds.append(time.perf_counter() - started)
-            done.set()
+            ready.set()
 
         worker = threading.Thread(target=add)
         worker.start()
