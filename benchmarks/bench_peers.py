@@ -203,13 +203,22 @@ def prepare(passages: int, seed: int, questions: int, cache: Path) -> dict[str, 
     return info
 
 
-def load_terms(where: Path) -> list[list[str]]:
-    """Each passage's terms as lists of strings (the vocabulary's strings, shared)."""
+def load_compact(where: Path) -> tuple[Any, list[int], list[str]]:
+    """The cached terms as arrays: every token's term id, passage offsets, the vocabulary."""
     arrays = np.load(where / "terms.npz")
     vocabulary = json.loads((where / "vocabulary.json").read_text(encoding="utf-8"))
-    words = np.asarray(vocabulary, dtype=object)[arrays["ids"]].tolist()
-    offsets = arrays["offsets"].tolist()
+    return arrays["ids"], arrays["offsets"].tolist(), vocabulary
+
+
+def term_lists(compact: tuple[Any, list[int], list[str]]) -> list[list[str]]:
+    """Each passage's terms as a list of strings (the vocabulary's strings, shared)."""
+    ids, offsets, vocabulary = compact
+    words = np.asarray(vocabulary, dtype=object)[ids].tolist()
     return [words[a:b] for a, b in itertools.pairwise(offsets)]
+
+
+def load_terms(where: Path) -> list[list[str]]:
+    return term_lists(load_compact(where))
 
 
 def load_documents(where: Path) -> Any:
@@ -331,18 +340,28 @@ def tantivy_ids(index: Any, hits: Any) -> list[int]:
 
 
 def memory_worker(system: str, where: Path) -> dict[str, Any]:
-    """Build one system in this fresh process: build time, peak and kept RSS."""
-    inputs: Any = load_documents(where) if system == "engine" else load_terms(where)
+    """Build one system in this fresh process: build time, peak and kept RSS.
+
+    The baseline is RSS with the inputs that stay: the documents for the engine (it keeps them),
+    the compact term arrays for a peer. A peer's term lists (what analysis hands it) are made after
+    the baseline, so its peak includes them, and dropped before *kept* is read.
+    """
+    inputs: Any = load_documents(where) if system == "engine" else load_compact(where)
     import_system(system)  # code is not index: numba alone is some 60 MB of RSS
     settle()
     reset_peak()
     before = status_kb("VmRSS")
-    started = time.perf_counter()
-    built = build_engine(inputs) if system == "engine" else peer_builder(system)(inputs)
+    if system == "engine":
+        started = time.perf_counter()
+        built = build_engine(inputs)
+    else:
+        lists = term_lists(inputs)
+        started = time.perf_counter()
+        built = peer_builder(system)(lists)
     build_s = time.perf_counter() - started
     peak = status_kb("VmHWM")
     if system != "engine":
-        del inputs  # a peer keeps its own index, not the term lists it was handed
+        del lists  # a peer keeps its own index, not the term lists it was handed
     settle()
     after = status_kb("VmRSS")
     del built
@@ -442,17 +461,33 @@ def latency_worker(where: Path, systems: Sequence[str], passes: int, rank_questi
 # --------------------------------------------------------------------------------------------------
 
 
-def others_top() -> list[str]:
-    """The processes using the most CPU right now (not this one), for the record."""
-    done = subprocess.run(
-        ["ps", "-eo", "pid,pcpu,rss,comm", "--sort=-pcpu", "--no-headers"],
-        capture_output=True,
-        text=True,
-        check=False,
+def _cpu_ticks() -> dict[int, tuple[str, int]]:
+    """Every process's name and CPU ticks so far (user + system), from /proc."""
+    out: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def others_top(seconds: float = 2.0) -> list[str]:
+    """The processes other than this one using the most CPU over the next ``seconds``."""
+    first = _cpu_ticks()
+    time.sleep(seconds)
+    second = _cpu_ticks()
+    ticks = os.sysconf("SC_CLK_TCK") * seconds
+    busy = sorted(
+        ((second[pid][1] - first[pid][1], name) for pid, (name, _) in second.items() if pid in first),
+        reverse=True,
     )
-    me = {os.getpid()}
-    rows = [ln.split() for ln in done.stdout.splitlines() if ln.strip()]
-    return [f"{r[3]} {r[1]}% CPU" for r in rows if int(r[0]) not in me][:4]
+    return [f"{name} {used / ticks:.0%}" for used, name in busy if used > 0 and name][:4]
 
 
 def run_child(args: list[str], rss_limit_kb: int | None) -> dict[str, Any]:
@@ -490,7 +525,8 @@ def run_child(args: list[str], rss_limit_kb: int | None) -> dict[str, Any]:
     return result
 
 
-def run_size(args: argparse.Namespace, passages: int) -> dict[str, Any]:
+def run_size(args: argparse.Namespace, passages: int, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Measure one size; with --memory-only, only the given systems' memory, into ``previous``."""
     common = [
         *("--seed", str(args.seed), "--cache", str(args.cache), "--passages", str(passages)),
         *("--questions", str(args.questions)),
@@ -501,19 +537,22 @@ def run_size(args: argparse.Namespace, passages: int) -> dict[str, Any]:
         log(f"{passages:,}: preparing")
         run_child(["--prepare", *common], None)
     info = json.loads((where / "info.json").read_text())
-    record: dict[str, Any] = {
-        "info": info,
-        "memory": {},
-        "load": {"before": os.getloadavg(), "top_before": others_top()},
-    }
+    record: dict[str, Any] = previous or {"memory": {}}
+    record["info"] = info
+    if not args.memory_only:
+        record["load"] = {"before": os.getloadavg(), "top_before": others_top()}
     limit = int(args.rss_limit_gb * MB)
     for system in args.systems:
         if system == "rank-bm25" and passages > args.rank_bm25_max:
             record["memory"][system] = {"skipped": f"above {args.rank_bm25_max:,} passages"}
             continue
         log(f"{passages:,}: memory of {system}")
-        record["memory"][system] = run_child(["--only", system, *common], limit)
-        log(f"{passages:,}: {system}: {record['memory'][system]}")
+        load = os.getloadavg()[0]
+        record["memory"][system] = entry = run_child(["--only", system, *common], limit)
+        entry["loadavg"] = load
+        log(f"{passages:,}: {system}: {entry}")
+    if args.memory_only:
+        return record
     usable = [
         s
         for s in args.systems
@@ -606,8 +645,8 @@ def render(results: dict[str, Any], command: str) -> str:
         "",
         "### Build and memory (one process per system)",
         "",
-        "| passages | system | build s | build + analysis s | RSS peak +MB | RSS kept +MB |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| passages | system | build s | build + analysis s | RSS peak +MB | RSS kept +MB | load (1 min) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size in sizes:
         info = results[size]["info"]
@@ -620,14 +659,17 @@ def render(results: dict[str, Any], command: str) -> str:
                 build = f"> {entry['stopped']['after_s']:.0f} (stopped)"
             lines.append(
                 f"| {info['passages']:,} | {system} | {build} | {total} "
-                f"| {memory_cell(entry, 'peak_mb', 0)} | {memory_cell(entry, 'kept_mb', 0)} |"
+                f"| {memory_cell(entry, 'peak_mb', 0)} | {memory_cell(entry, 'kept_mb', 0)} "
+                f"| {fmt(entry.get('loadavg'), 1)} |"
             )
     lines += [
         "",
-        "*RSS peak*: the high-water mark during the build minus RSS just before it (the inputs "
-        "loaded: documents for the engine, the term lists for a peer, which its peak includes). "
-        "*kept*: RSS after the build (a peer's input lists dropped, `gc` and `malloc_trim` run) minus "
-        "before. The engine keeps its passages' texts too; the peers return passage numbers only. "
+        "*RSS peak*: the high-water mark during the build minus RSS just before it, with the "
+        "documents loaded for the engine, the term ids as compact arrays for a peer (its peak "
+        "includes the term lists it is handed). *kept*: RSS after the build (a peer's term lists "
+        "dropped, `gc` and `malloc_trim` run) minus before. The engine keeps its passages' texts "
+        "too; the peers return passage numbers only. *load*: the 1-minute load average as the "
+        "process started. "
         "*stopped*: the process passed the RSS limit and was killed.",
         "",
         "### Latency of one question, top 10 (one process holding every system)",
@@ -686,7 +728,7 @@ def render(results: dict[str, Any], command: str) -> str:
         "### Load on the machine",
         "",
         "| passages | load average before → after | other processes' CPU while timing (cores) "
-        "| busiest other processes (before) |",
+        "| busiest other processes (2 s before, share of a core) |",
         "| ---: | --- | ---: | --- |",
     ]
     for size in sizes:
@@ -704,8 +746,57 @@ def render(results: dict[str, Any], command: str) -> str:
         "figure here is slower than on a quiet machine, the ratios (taken in one process, question "
         "by question) less so.",
         "",
+        "### What the figures show",
+        "",
+        summary(results),
+        "",
     ]
     return "\n".join(lines)
+
+
+def summary(results: dict[str, Any]) -> str:
+    """A paragraph written from the figures: the engine against the best peer, at each end."""
+    parts: list[str] = []
+    measured = [s for s in sorted(results, key=int) if "mixes" in results[s]["latency"]]
+    with_engine = [s for s in measured if "engine BM25" in results[s]["latency"]["mixes"]["dense"]["latency"]]
+    if with_engine:
+        size = with_engine[-1]
+        memory = results[size]["memory"]
+        for mix in ("dense", "light"):
+            lat = results[size]["latency"]["mixes"][mix]["latency"]
+            ours, ask = lat["engine BM25"], lat["engine ask"]
+            peers = {n: lat[n] for n in ("bm25s", "tantivy") if n in lat}
+            if not peers:
+                continue
+            best = min(peers, key=lambda n: peers[n]["p50"])
+            parts.append(
+                f"At {int(size):,} passages on the {mix} mix the engine's BM25 field takes "
+                f"{ours['p50']:.2f} ms at the median ({ours['p50'] / peers[best]['p50']:.1f}× {best}'s "
+                f"{peers[best]['p50']:.2f} ms) and {ours['p99']:.2f} ms at p99 ({best}: "
+                f"{peers[best]['p99']:.2f}); a whole `ask` takes {ask['p50']:.2f} / {ask['p99']:.2f} ms."
+            )
+        kept = {n: e["kept_mb"] for n, e in memory.items() if "kept_mb" in e}
+        builds = {n: e["build_s"] for n, e in memory.items() if "build_s" in e}
+        if "engine" in kept and len(kept) > 1:
+            lightest = min((n for n in kept if n != "engine"), key=lambda n: kept[n])
+            analysis = results[size]["info"]["analysis_s"]
+            parts.append(
+                f"The engine keeps {kept['engine']:,.0f} MB after its build ({lightest}: "
+                f"{kept[lightest]:,.0f} MB) and builds in {builds['engine']:.1f} s, where the peers "
+                f"take {analysis:.1f} s of the same analysis plus "
+                + ", ".join(f"{builds[n]:.1f} s ({n})" for n in builds if n != "engine")
+                + "."
+            )
+    for size in sorted(results, key=int):
+        entry = results[size]["memory"].get("engine", {})
+        if "stopped" in entry:
+            parts.append(
+                f"At {int(size):,} passages the engine's build passed the RSS limit and was stopped at "
+                f"{entry['stopped']['rss_gb']:.1f} GB after {entry['stopped']['after_s']:.0f} s."
+            )
+        if "skipped" in results[size]["memory"].get("rank-bm25", {}):
+            parts.append(f"rank-bm25 was not run at {int(size):,} passages.")
+    return " ".join(parts)
 
 
 def write_section(doc: Path, section: str) -> None:
@@ -742,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="generate the corpora again")
     parser.add_argument("--results", type=Path, help="JSON file of results, merged by size")
     parser.add_argument("--out", type=Path, help="write (or replace) the section in this Markdown file")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="measure --systems' memory again into --results"
+    )
     parser.add_argument("--render-only", action="store_true", help="only write --out from --results")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", help=argparse.SUPPRESS)
@@ -772,13 +866,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python benchmarks/bench_peers.py" + "".join(" " + shlex.quote(a) for a in raw)
     if not args.render_only:
         for size in sizes:
-            results[str(size)] = record = run_size(args, size)
-            record["command"] = command
+            previous = results.get(str(size)) if args.memory_only else None
+            if args.memory_only and previous is None:
+                parser.error(f"--memory-only: no results for {size} passages in --results yet")
+            results[str(size)] = record = run_size(args, size, previous)
+            record.setdefault("commands", [])
+            if command not in record["commands"]:
+                record["commands"].append(command)
             if args.results:
                 args.results.write_text(json.dumps(results, indent=1))
             print(json.dumps(record, indent=1))
     if args.out and results:
-        commands = sorted({r["command"] for r in results.values() if "command" in r})
+        commands = list(
+            dict.fromkeys(c for r in results.values() for c in r.get("commands", [r.get("command")]) if c)
+        )
         write_section(args.out, render(results, "\n".join(commands) or command))
         log(f"wrote {args.out}")
     return 0
