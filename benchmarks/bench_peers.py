@@ -526,7 +526,7 @@ def run_child(args: list[str], rss_limit_kb: int | None) -> dict[str, Any]:
 
 
 def run_size(args: argparse.Namespace, passages: int, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """Measure one size; with --memory-only, only the given systems' memory, into ``previous``."""
+    """Measure one size into ``previous``; with --memory-only, only the given systems' memory."""
     common = [
         *("--seed", str(args.seed), "--cache", str(args.cache), "--passages", str(passages)),
         *("--questions", str(args.questions)),
@@ -792,7 +792,8 @@ def summary(results: dict[str, Any]) -> str:
         if "stopped" in entry:
             parts.append(
                 f"At {int(size):,} passages the engine's build passed the RSS limit and was stopped at "
-                f"{entry['stopped']['rss_gb']:.1f} GB after {entry['stopped']['after_s']:.0f} s."
+                f"{entry['stopped']['rss_gb']:.1f} GB, {entry['stopped']['after_s']:.0f} s after its "
+                "process started (loading the documents included)."
             )
         if "skipped" in results[size]["memory"].get("rank-bm25", {}):
             parts.append(f"rank-bm25 was not run at {int(size):,} passages.")
@@ -866,7 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python benchmarks/bench_peers.py" + "".join(" " + shlex.quote(a) for a in raw)
     if not args.render_only:
         for size in sizes:
-            previous = results.get(str(size)) if args.memory_only else None
+            previous = results.get(str(size))  # systems not measured again keep their figures
             if args.memory_only and previous is None:
                 parser.error(f"--memory-only: no results for {size} passages in --results yet")
             results[str(size)] = record = run_size(args, size, previous)
