@@ -622,6 +622,10 @@ def render(results: dict[str, Any], command: str) -> str:
         command,
         "```",
         "",
+        "Where a size has two commands, the second measured again the systems it names (build, "
+        "memory and latency) and the others keep the first's figures; `--render-only --results "
+        "R.json --out docs/BENCHMARKS.md` wrote this section from the saved results.",
+        "",
         "### Corpora",
         "",
         "| passages | documents | tokens | vocabulary | generate s | analysis s | light questions (terms) "
@@ -702,6 +706,8 @@ def render(results: dict[str, Any], command: str) -> str:
                 star = "\\*" if name == "rank-bm25" and data.get("rank_bm25_questions") else ""
                 cells.append(f"{fmt(lat[name]['p50'])} / {fmt(lat[name]['p99'])}{ratio}{star}")
             agree = " / ".join(fmt(m["top10_agree"].get(n), 2) for n in ("rank-bm25", "bm25s", "tantivy"))
+            if not m["top10_agree"]:
+                agree = "no engine to compare with"
             lines.append(f"| {results[size]['info']['passages']:,} | " + " | ".join(cells) + f" | {agree} |")
         lines.append("")
     diffs = [
@@ -871,9 +877,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.memory_only and previous is None:
                 parser.error(f"--memory-only: no results for {size} passages in --results yet")
             results[str(size)] = record = run_size(args, size, previous)
-            record.setdefault("commands", [])
-            if command not in record["commands"]:
+            if not args.memory_only and set(args.systems) == set(SYSTEMS):
+                record["commands"] = [command]  # every figure of this size is from this run
+            elif command not in record.setdefault("commands", []):
                 record["commands"].append(command)
+            record.pop("command", None)
             if args.results:
                 args.results.write_text(json.dumps(results, indent=1))
             print(json.dumps(record, indent=1))
