@@ -10,7 +10,8 @@ Corpus: ``bench_engine.generate_documents(N, seed)``, cut into passages by the e
 ``make_passages``. Tokens: every peer gets each passage's ``analyze(heading) + analyze(text)``, the
 terms of the engine's main BM25 field, so only indexing and scoring differ. That analysis is timed
 once per size (``analysis s``) and each peer's build is reported as its own indexing time beside it;
-the engine's build (``Engine(documents, semantic=False)``) includes its own analysis.
+the engine's build (``Engine(documents, semantic=False)``, its on-disk index cache off, so each
+build is a build) includes its own analysis.
 
 Per size, in separate processes:
 
@@ -234,9 +235,16 @@ Search = Callable[[Any], Any]
 
 
 def build_engine(documents: Any) -> Any:
+    import inspect
+
     from bot.engine import Engine
 
-    return Engine(documents, semantic=False)
+    # An engine that saves its index on disk would read it back in the next process: every build
+    # here is a build, nothing written.
+    no_disk = {"index_cache_above": sys.maxsize}
+    if "index_cache_above" not in inspect.signature(Engine).parameters:
+        no_disk = {}
+    return Engine(documents, semantic=False, **no_disk)
 
 
 def build_rank_bm25(terms: list[list[str]]) -> Any:
@@ -573,6 +581,7 @@ def run_size(args: argparse.Namespace, passages: int, previous: dict[str, Any] |
         limit * 2,
     )
     record["load"].update(after=os.getloadavg(), top_after=others_top())
+    record["engine_revision"] = machine.last_commit("bot/engine")
     record["started"] = started.strftime("%Y-%m-%d %H:%M UTC")
     record["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return record
@@ -597,7 +606,7 @@ def memory_cell(entry: dict[str, Any], key: str, digits: int) -> str:
     return fmt(entry.get(key), digits)
 
 
-def render(results: dict[str, Any], command: str) -> str:
+def render(results: dict[str, Any], command: str, earlier: dict[str, Any] | None = None) -> str:
     sizes = sorted(results, key=int)
     versions = {
         "numpy / rank-bm25 / bm25s / numba / tantivy": " / ".join(
@@ -756,8 +765,39 @@ def render(results: dict[str, Any], command: str) -> str:
         "",
         summary(results),
         "",
+        *(engine_before(earlier) if earlier else []),
     ]
     return "\n".join(lines)
+
+
+def engine_before(before: dict[str, Any]) -> list[str]:
+    """The engine's rows from an earlier run (``--before``): what a change to the engine did."""
+    revision = next((r.get("engine_revision") for r in before.values() if r.get("engine_revision")), "?")
+    lines = [
+        f"### The engine before (at {revision})",
+        "",
+        "The same benchmark, same corpora and questions, on the engine before the current one "
+        "(peers' figures as above, within the machine's noise):",
+        "",
+        "| passages | build s | RSS peak +MB | RSS kept +MB | dense: ask p50 / p99 | BM25 p50 / p99 "
+        "| light: ask p50 / p99 | BM25 p50 / p99 | load (1 min) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in sorted(before, key=int):
+        entry = before[size]["memory"].get("engine", {})
+        if "stopped" in entry:
+            lines.append(
+                f"| {int(size):,} | > {entry['stopped']['after_s']:.0f} (stopped at "
+                f"{entry['stopped']['rss_gb']:.1f} GB) | | | | | | | {fmt(entry.get('loadavg'), 1)} |"
+            )
+            continue
+        cells = [fmt(entry.get("build_s"), 2), fmt(entry.get("peak_mb"), 0), fmt(entry.get("kept_mb"), 0)]
+        for mix in ("dense", "light"):
+            lat = before[size]["latency"].get("mixes", {}).get(mix, {}).get("latency", {})
+            for name in ("engine ask", "engine BM25"):
+                cells.append(f"{fmt(lat[name]['p50'])} / {fmt(lat[name]['p99'])}" if name in lat else "—")
+        lines.append(f"| {int(size):,} | " + " | ".join(cells) + f" | {fmt(entry.get('loadavg'), 1)} |")
+    return [*lines, ""]
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -843,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--memory-only", action="store_true", help="measure --systems' memory again into --results"
     )
+    parser.add_argument("--before", type=Path, help="results of an earlier engine, shown beside (--out)")
     parser.add_argument("--render-only", action="store_true", help="only write --out from --results")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", help=argparse.SUPPRESS)
@@ -889,7 +930,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = list(
             dict.fromkeys(c for r in results.values() for c in r.get("commands", [r.get("command")]) if c)
         )
-        write_section(args.out, render(results, "\n".join(commands) or command))
+        before = json.loads(args.before.read_text()) if args.before else None
+        write_section(args.out, render(results, "\n".join(commands) or command, before))
         log(f"wrote {args.out}")
     return 0
 
