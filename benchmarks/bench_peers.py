@@ -735,7 +735,7 @@ def render(results: dict[str, Any], command: str, earlier: dict[str, Any] | None
         "questions; near-ties at the tenth place differ from one system to another). "
         + (
             f"rank-bm25's scores, compared with the engine main field's at every passage: largest "
-            f"difference {max(diffs):.1e}" + (" (equal)." if max(diffs) < 1e-9 else " (they DIFFER).")
+            f"difference {max(diffs):.1e}" + agreement(max(diffs))
             if diffs
             else ""
         ),
@@ -768,6 +768,14 @@ def render(results: dict[str, Any], command: str, earlier: dict[str, Any] | None
         *(engine_before(earlier) if earlier else []),
     ]
     return "\n".join(lines)
+
+
+def agreement(difference: float) -> str:
+    if difference < 1e-9:
+        return " (equal)."
+    if difference < 1e-5:
+        return " (equal but for float32 rounding)."
+    return " (they DIFFER)."
 
 
 def engine_before(before: dict[str, Any]) -> list[str]:
@@ -805,8 +813,8 @@ def summary(results: dict[str, Any]) -> str:
     parts: list[str] = []
     measured = [s for s in sorted(results, key=int) if "mixes" in results[s]["latency"]]
     with_engine = [s for s in measured if "engine BM25" in results[s]["latency"]["mixes"]["dense"]["latency"]]
-    if with_engine:
-        size = with_engine[-1]
+    at_least_100k = [s for s in with_engine if int(s) >= 100_000]
+    for size in dict.fromkeys(at_least_100k[:1] + at_least_100k[-1:]):
         memory = results[size]["memory"]
         for mix in ("dense", "light"):
             lat = results[size]["latency"]["mixes"][mix]["latency"]
