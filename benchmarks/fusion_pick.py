@@ -2,7 +2,7 @@
 
     python benchmarks/fusion_pick.py [--squad ../shared/eval/squad2-public.json]
 
-The engine itself is asked (semantic mode, ``strictness=0`` so only the off-topic rules decline:
+The engine itself is asked (semantic mode, ``strictness=0`` so nothing is declined but a question with no known word:
 ranking and sentence choice, not the decision). First ``cosine_weight`` (ranking: BM25 / its best +
 w × mean cosine, ``fusion.py``), then, with it, ``sentence_cosine_weight`` (the answer sentence).
 The pick maximises the mean of two shares: dev's hit@1 (sentence hit@1) and the pooled hit@1
