@@ -4,7 +4,8 @@
 
 The engine itself is asked (semantic mode, ``strictness=0``, so nothing is declined but a question
 with no known word: ranking and sentence choice, not the decision). First ``cosine_weight``
-(ranking: BM25 / its best + w × mean cosine, ``fusion.py``), then, with it, ``sentence_cosine_weight`` (the answer sentence).
+(ranking: BM25 / its best + w × mean cosine, ``fusion.py``), then, with it,
+``sentence_cosine_weight`` (the answer sentence).
 The pick maximises the mean of two shares: dev's hit@1 (sentence hit@1) and the pooled hit@1
 (sentence hit@1) of SQuAD articles 1, 3, 5, 7; the figures of articles 2, 4, 6, 8 are the report.
 """
