@@ -17,7 +17,6 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 
 from __future__ import annotations
 
-import math
 import threading
 from array import array
 from collections import Counter
@@ -71,9 +70,8 @@ class Counts(Mapping[str, int]):
         self.vocabulary, self.counts = vocabulary, counts
 
     def __getitem__(self, term: str) -> int:
-        tid = self.vocabulary.ids.get(term)
-        count = int(self.counts[tid]) if tid is not None else 0
-        if not count:
+        count: int | None = self.get(term)
+        if count is None:
             raise KeyError(term)
         return count
 
@@ -176,7 +174,7 @@ class BM25Index:
         self.postings = PostingLists(terms, pids, n_terms, weight.astype(np.float32))
         self.df = df
         self.doc_freq = Counts(vocabulary, df)
-        self._buffers = threading.local()  # per thread: a dense score buffer and a position buffer
+        self._scratch = _Scratch(passages)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Everything the index is, as arrays (``restore`` reads them back; the vocabulary apart)."""
@@ -207,7 +205,7 @@ class BM25Index:
         index.tf, index.lengths = arrays["tf"], arrays["lengths"]
         index.postings = PostingLists.of_arrays(arrays["indptr"], arrays["ids"], arrays["weights"])
         index.doc_freq = Counts(vocabulary, index.df)
-        index._buffers = threading.local()
+        index._scratch = _Scratch(index.size)
         return index
 
     @classmethod
@@ -245,7 +243,7 @@ class BM25Index:
         p = self.params
         if p.variant == "okapi":
             return 0.0
-        per_term = p.delta if p.variant == "plus" else (p.k1 + 1) * p.delta / (p.k1 + p.delta)
+        per_term = _baseline_per_term(p)
         ids = self.vocabulary.ids
         return sum(float(self.idf_array[ids[t]]) * per_term * c for t, c in query.items() if t in ids)
 
@@ -258,7 +256,7 @@ class BM25Index:
         rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
         if not rows:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        buffer, position = self._scratch()
+        buffer, _ = self._scratch.buffers()
         postings, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
         assert weights is not None
         parts = []
@@ -267,19 +265,10 @@ class BM25Index:
             ids = postings[start:end]
             buffer[ids] += weights[start:end] * count if count != 1 else weights[start:end]
             parts.append(ids)
-        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
-        scores = buffer[candidates]
-        buffer[candidates] = 0.0  # ready for the next question
+        candidates, scores = self._scratch.collect(parts)
         if self.params.variant != "okapi":
             scores += self._baseline(query)
         return candidates, scores
-
-    def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-        buffers = self._buffers
-        if getattr(buffers, "score", None) is None:
-            buffers.score = np.zeros(self.size, dtype=np.float64)
-            buffers.position = np.zeros(self.size, dtype=np.int64)
-        return buffers.score, buffers.position
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """The ``k`` best (passage id, score) pairs, best first; ties keep passage order."""
@@ -306,6 +295,31 @@ def _saturation(tf: FloatArray, norm: FloatArray, params: BM25Params) -> FloatAr
     return weight
 
 
+class _Scratch:
+    """Per thread, a dense score buffer and a position buffer as long as the id space: a question
+    adds its postings' weights into the first, and ``collect`` reads back the ids it touched."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._local = threading.local()
+
+    def buffers(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        local = self._local
+        if getattr(local, "score", None) is None:
+            local.score = np.zeros(self.size, dtype=np.float64)
+            local.position = np.zeros(self.size, dtype=np.int64)
+        return local.score, local.position
+
+    def collect(self, parts: list[IntArray]) -> tuple[IntArray, FloatArray]:
+        """The distinct ids of ``parts`` (the postings added) and their scores; the buffer is
+        cleared for the next question."""
+        buffer, position = self.buffers()
+        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
+        scores = buffer[candidates]
+        buffer[candidates] = 0.0
+        return candidates, scores
+
+
 def _distinct(ids: IntArray, position: npt.NDArray[np.int64]) -> IntArray:
     """``ids`` without repeats, without sorting: each id keeps its last occurrence. ``position`` is
     a scratch array as long as the id space (its old contents do not matter)."""
@@ -315,22 +329,35 @@ def _distinct(ids: IntArray, position: npt.NDArray[np.int64]) -> IntArray:
     return kept
 
 
+def _baseline_per_term(params: BM25Params) -> float:
+    """What BM25+ and BM25L add for a query term in every passage, per unit of its IDF."""
+    return (
+        params.delta
+        if params.variant == "plus"
+        else (params.k1 + 1) * params.delta / (params.k1 + params.delta)
+    )
+
+
+def _raw_idf(df: Any, passages: int, params: BM25Params) -> Any:
+    """rank-bm25's IDF formula for the variant, before BM25Okapi's floor (arrays or numbers)."""
+    n = passages
+    if params.variant == "okapi":
+        return np.log(n - df + 0.5) - np.log(df + 0.5)
+    if params.variant == "plus":
+        return np.log((n + 1) / df)
+    return np.log(n + 1) - np.log(df + 0.5)
+
+
 def _idf(df: npt.NDArray[np.int64], passages: int, params: BM25Params) -> FloatArray:
     """rank-bm25's IDF for each term, from its document frequency (0 for a term this index never
     saw: a shared vocabulary can hold terms of another field)."""
-    n = passages
     seen = df > 0
-    d = np.where(seen, df, 1).astype(np.float64)
+    idf: FloatArray = _raw_idf(np.where(seen, df, 1).astype(np.float64), passages, params)
     if params.variant == "okapi":
-        idf = np.log(n - d + 0.5) - np.log(d + 0.5)
         # rank-bm25 averages over every term of the corpus, then floors the negative ones at
         # epsilon x that mean.
         average = float(idf[seen].mean()) if seen.any() else 0.0
         idf[seen & (idf < 0)] = params.epsilon * average
-    elif params.variant == "plus":
-        idf = np.log((n + 1) / d)
-    else:
-        idf = np.log(n + 1) - np.log(d + 0.5)
     idf[~seen] = 0.0
     return idf
 
@@ -353,8 +380,8 @@ class LayeredCounts(Mapping[str, int]):
         self.layers = list(layers)
 
     def __getitem__(self, term: str) -> int:
-        total = sum(layer.get(term, 0) for layer in self.layers)
-        if not total:
+        total: int | None = self.get(term)
+        if total is None:
             raise KeyError(term)
         return total
 
@@ -398,10 +425,12 @@ class _Union:
             else:
                 df[j] += int(counts[i])
 
-    def mean_idf(self, passages: int) -> float:
+    def mean_idf(self, passages: int, params: BM25Params) -> float:
         """BM25Okapi's mean IDF over the union, before its floor (as rank-bm25 takes it)."""
-        d = np.frombuffer(self.df, dtype=np.int64).astype(np.float64) if len(self.df) else np.zeros(0)
-        return float((np.log(passages - d + 0.5) - np.log(d + 0.5)).mean()) if len(d) else 0.0
+        if not len(self.df):
+            return 0.0
+        d = np.frombuffer(self.df, dtype=np.int64).astype(np.float64)
+        return float(_raw_idf(d, passages, params).mean())
 
 
 class LayeredField:
@@ -437,22 +466,18 @@ class LayeredField:
             self._union = _Union()
             for layer in self.layers:
                 self._union.add(layer)
-        self._eps_mean = self._union.mean_idf(self.size) if params.variant == "okapi" else 0.0
-        self._buffers = threading.local()
+        self._eps_mean = self._union.mean_idf(self.size, params) if params.variant == "okapi" else 0.0
+        self._scratch = _Scratch(self.size)
 
     def _idf(self, df: int) -> float:
-        n, p = self.size, self.params
-        if p.variant == "okapi":
-            idf = math.log(n - df + 0.5) - math.log(df + 0.5)
-            return p.epsilon * self._eps_mean if idf < 0 else idf
-        if p.variant == "plus":
-            return math.log((n + 1) / df)
-        return math.log(n + 1) - math.log(df + 0.5)
+        """A term's IDF over every layer (BM25Okapi's floor: epsilon x the union's mean IDF)."""
+        idf = float(_raw_idf(float(df), self.size, self.params))
+        return self.params.epsilon * self._eps_mean if self.params.variant == "okapi" and idf < 0 else idf
 
     def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
         """(passage ids across the layers, scores), as ``BM25Index.score``."""
         query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
-        buffer, position = self._scratch()
+        buffer, _ = self._scratch.buffers()
         p = self.params
         parts = []
         baseline = 0.0
@@ -466,8 +491,7 @@ class LayeredField:
                 continue
             idf = self._idf(sum(int(layer.df[tid]) for _, layer, tid in found))
             if p.variant != "okapi":
-                per_term = p.delta if p.variant == "plus" else (p.k1 + 1) * p.delta / (p.k1 + p.delta)
-                baseline += idf * per_term * count
+                baseline += idf * _baseline_per_term(p) * count
             for i, layer, tid in found:
                 start, end = layer.postings.indptr[tid], layer.postings.indptr[tid + 1]
                 ids = layer.postings.ids[start:end]
@@ -478,17 +502,8 @@ class LayeredField:
                 parts.append(where)
         if not parts:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
-        scores = buffer[candidates]
-        buffer[candidates] = 0.0
+        candidates, scores = self._scratch.collect(parts)
         return candidates.astype(np.int32), scores + baseline
-
-    def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-        buffers = self._buffers
-        if getattr(buffers, "score", None) is None:
-            buffers.score = np.zeros(self.size, dtype=np.float64)
-            buffers.position = np.zeros(self.size, dtype=np.int64)
-        return buffers.score, buffers.position
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         return top_k(*self.score(query_terms), k)
