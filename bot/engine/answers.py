@@ -218,13 +218,16 @@ class Decider:
         total = sum(w for w, _ in weights)
         return sum(w for w, known in weights if not known) / total if total else 0.0
 
-    def holds_expected(self, q: QuestionView, passage: Passage, words: PassageWords) -> bool | None:
+    def holds_expected(
+        self, q: QuestionView, words: PassageWords, has_date: bool, has_quantity: bool
+    ) -> bool | None:
         """Whether the passage holds what the question asks for (a date, a quantity, a name):
-        None when the question expects nothing in particular."""
+        None when the question expects nothing in particular. Whether it holds a date or a
+        quantity the index already knows (``Ranker.has_date``: DATE / QUANTITY over its text)."""
         if q.expects == "date":
-            return bool(DATE.search(passage.text))
+            return has_date
         if q.expects == "quantity":
-            return bool(QUANTITY.search(passage.text))
+            return has_quantity
         if q.expects_name:
             asked = set(q.terms)
             return any(t in self.names and t not in asked for t in words.terms)
@@ -233,14 +236,17 @@ class Decider:
     def signals(
         self,
         q: QuestionView,
-        passage: Passage,
         words: PassageWords,
         sentence: str,
         margin: float,
         cosines: tuple[float, float] = (0.0, 0.0),
+        *,
+        has_date: bool,
+        has_quantity: bool,
     ) -> Signals:
-        """The decision's view of ``passage`` (with its answer ``sentence``) for the question."""
-        expected = self.holds_expected(q, passage, words)
+        """The decision's view of a passage (its ``words``, its answer ``sentence``, whether it
+        holds a date or a quantity) for the question."""
+        expected = self.holds_expected(q, words, has_date, has_quantity)
         return Signals(
             coverage=self.coverage(q, words),
             subject_coverage=self.subject_coverage(q, words),

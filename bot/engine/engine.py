@@ -376,7 +376,15 @@ class Engine:
             pair = (0.0, 0.0)
             if cosines is not None:
                 pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]))
-            signals = self.decider.signals(view, passage, self.ranker.words(pid), evidence, margin, pair)
+            signals = self.decider.signals(
+                view,
+                self.ranker.words(pid),
+                evidence,
+                margin,
+                pair,
+                has_date=bool(self.ranker.has_date[pid]),
+                has_quantity=bool(self.ranker.has_quantity[pid]),
+            )
             return Hit(passage, score, model.probability(signals), signals), sentence
 
         top, sentence = hit(0)
