@@ -623,14 +623,7 @@ def render(results: dict[str, Any], command: str, earlier: dict[str, Any] | None
         "engine beside rank-bm25, bm25s and tantivy, every peer fed the engine's own main-field "
         "terms (`analyze(heading) + analyze(text)` per passage) and the same questions.",
         "",
-        *[f"- **{k}**: {v}" for k, v in facts.items()],
-        "",
-        "Command (from the repository root):",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *machine.facts_and_command(facts, command),
         "Where a size has two commands, the second measured again the systems it names (build, "
         "memory and latency) and the others keep the first's figures; `--render-only --results "
         "R.json --out docs/BENCHMARKS.md` wrote this section from the saved results.",

@@ -51,3 +51,17 @@ def facts(versions: dict[str, str], measured: tuple[str, str]) -> dict[str, str]
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         measured[0]: measured[1],
     }
+
+
+def facts_and_command(found: dict[str, str], command: str) -> list[str]:
+    """A report's Markdown lines for the machine's facts and the command that measured them."""
+    return [
+        *[f"- **{k}**: {v}" for k, v in found.items()],
+        "",
+        "Command (from the repository root):",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
