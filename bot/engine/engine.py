@@ -110,26 +110,32 @@ class Engine:
         self.vector_cache = Path(vector_cache) if vector_cache is not None else default_cache_dir()
         self.index_cache_above = index_cache_above
         self.index_from_disk = False  # whether the ranker was read from the on-disk cache
-        self.ranker = self._ranker(progress)
-        self.index = self.ranker.passages
-        self.decider = Decider(
-            self.index.doc_freq, self.ranker.prefix_doc_freq, len(self.passages), self.ranker.names
-        )
-        self._by_id = {p.id: i for i, p in enumerate(self.passages)}
         self.decision = decision or shipped_model()
         self.rerank_above = rerank_above  # past this many passages, rerank BM25's best candidates
         self.rerank_candidates = rerank_candidates
-
         self.semantic = semantic
-        self.vectors: PassageVectors | LayeredVectors | None = None  # set by load_vectors: then ask fuses
-        self.vectors_seconds = 0.0
         self._encode_progress = encode_progress  # (done, total) while texts are encoded
-        self._vectors_lock = threading.Lock()
         state = (
             semantic_available() if semantic is not False else Availability(False, "lexical engine asked for")
         )
-        self._off = None if state.ok else state.describe()
-        self.parts: list[Engine] = [self]  # the layers a server's engine is made of (with_documents)
+        self._serve(
+            self._ranker(progress), None if state.ok else state.describe(), [self], defer_vectors, started
+        )
+
+    def _serve(
+        self, ranker: Ranker, off: str | None, parts: list[Engine], defer_vectors: bool, started: float
+    ) -> None:
+        """What a built and a layered engine both hold once their passages are ranked: the
+        decision's statistics, the passage lookup, the vectors' state."""
+        self.ranker = ranker
+        self.index = ranker.passages
+        self.decider = Decider(self.index.doc_freq, ranker.prefix_doc_freq, len(self.passages), ranker.names)
+        self._by_id = {p.id: i for i, p in enumerate(self.passages)}
+        self.vectors: PassageVectors | LayeredVectors | None = None  # set by load_vectors: then ask fuses
+        self.vectors_seconds = 0.0
+        self._vectors_lock = threading.Lock()
+        self._off = off
+        self.parts = parts  # the layers a server's engine is made of (with_documents)
         if not defer_vectors:
             self.load_vectors()
         self.build_seconds = time.perf_counter() - started
@@ -150,23 +156,14 @@ class Engine:
         grows = (
             previous.ranker if previous is not None and isinstance(previous.ranker, LayeredRanker) else None
         )
-        engine.ranker = LayeredRanker([part.ranker for part in parts], grows)
-        engine.index = engine.ranker.passages
-        engine.decider = Decider(
-            engine.index.doc_freq, engine.ranker.prefix_doc_freq, len(engine.passages), engine.ranker.names
-        )
-        engine._by_id = {p.id: i for i, p in enumerate(engine.passages)}
         engine.decision = first.decision
         engine.rerank_above, engine.rerank_candidates = first.rerank_above, first.rerank_candidates
         engine.semantic = first.semantic
-        engine.vectors, engine.vectors_seconds = None, 0.0
         engine._encode_progress = None
-        engine._vectors_lock = threading.Lock()
-        engine._off = next((part._off for part in parts if part._off), None)
-        engine.parts = parts
-        if not defer_vectors:
-            engine.load_vectors()
-        engine.build_seconds = time.perf_counter() - started
+        off = next((part._off for part in parts if part._off), None)
+        engine._serve(
+            LayeredRanker([part.ranker for part in parts], grows), off, parts, defer_vectors, started
+        )
         return engine
 
     @property
