@@ -255,20 +255,11 @@ class VectorCache:
         self,
         corpus: str,
         texts: Sequence[str],
-        in_memory: Mapping[str, Vectors] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> Vectors:
-        """Vectors of ``texts``: from ``in_memory`` (text -> vector, e.g. the corpus a server's
-        engine extends) or the cache where the same text was encoded before, else encoded now. The
-        file then holds exactly the texts not in ``in_memory`` (a removed document's go with it)."""
-        if in_memory:
-            rest = [t for t in dict.fromkeys(texts) if t not in in_memory]
-            found = dict(zip(rest, self.vectors(corpus, rest, progress=progress), strict=True))
-            if not texts:
-                return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-            return np.stack([found[t] if t in found else in_memory[t] for t in texts]).astype(
-                np.float32, copy=False
-            )
+        """Vectors of ``texts``: from the cache where the same text was encoded before, else
+        encoded now. The file then holds exactly these texts (a removed document's go with it).
+        A server's engine never asks for the corpus's: its documents are layers of their own."""
         keys = [text_key(t, self.embedder.model_id) for t in texts]
         path = self.path(corpus)
         known = self._load(path)
