@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import pytest
 from conftest import RunBot, all_text, custom_ids, invoke
 from standin import CHANNEL_MESSAGE, DiscordStandin, Request, eventually, payloads
 
@@ -157,20 +159,44 @@ async def test_a_cold_server_index_answers_privately_in_time(
     assert sent.ephemeral and "owned" in all_text(sent)
 
 
+def created_seconds_ago(event: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The interaction event as if Discord had created it ``seconds`` ago (its id's timestamp)."""
+    snowflake = int(event["id"])
+    event["id"] = str((((snowflake >> 22) - int(seconds * 1000)) << 22) | (snowflake & 0x3FFFFF))
+    return event
+
+
+@pytest.mark.parametrize(("private", "flags"), [(None, 0), (True, 64)])
 async def test_an_interaction_that_waited_its_turn_is_deferred_then_answered(
-    standin: DiscordStandin, run_bot: RunBot
+    standin: DiscordStandin, run_bot: RunBot, private: bool | None, flags: int
 ) -> None:
-    """Created 2 s before the bot reached it (a busy process, a slow gateway): the bot defers at
-    once, privately, and the answer completes it; answering first would be past Discord's 3 s."""
+    """Created 2 s before the bot reached it (a busy process, a slow gateway): the bot defers
+    before logging the answer, as public or private as the answer will be, and the answer
+    completes it; answering after the log could be past Discord's 3 s."""
     async with run_bot():
-        event = standin.slash_interaction("ask", {"question": "Who owns X?"})
-        snowflake = int(event["id"])
-        event["id"] = str((((snowflake >> 22) - 2000) << 22) | (snowflake & 0x3FFFFF))
+        options: dict[str, Any] = {"question": "Who owns X?"} | ({"private": private} if private else {})
+        event = created_seconds_ago(standin.slash_interaction("ask", options), 2.0)
         await standin.dispatch("INTERACTION_CREATE", event)
         sent = await standin.wait_for_sent_message(lambda m: m.interaction_id == event["id"])
-    callback = next(r for r in standin.requests if "/callback" in r.path)
-    assert callback.json == {"type": 5, "data": {"flags": 64}}
-    assert sent.ephemeral and "owned" in all_text(sent)
+    callbacks = [r for r in standin.requests if "/callback" in r.path]
+    assert len(callbacks) == 1 and callbacks[0].json["type"] == 5  # deferred: one callback
+    assert (callbacks[0].json.get("data") or {}).get("flags", 0) & 64 == flags
+    assert sent.ephemeral == bool(private) and "owned" in all_text(sent)
+
+
+async def test_a_miss_that_waited_its_turn_is_answered_at_once_privately(
+    standin: DiscordStandin, run_bot: RunBot
+) -> None:
+    """An old interaction the article can't answer: no deferral, the private miss is the callback
+    itself (a public "thinking…" would show the channel a question the bot then declines)."""
+    async with run_bot():
+        question = {"question": "What is the capital of Australia?"}
+        event = created_seconds_ago(standin.slash_interaction("ask", question), 2.0)
+        await standin.dispatch("INTERACTION_CREATE", event)
+        sent = await standin.wait_for_sent_message(lambda m: m.interaction_id == event["id"])
+    callbacks = [r for r in standin.requests if "/callback" in r.path]
+    assert [c.json["type"] for c in callbacks] == [4] and sent.ephemeral
+    assert sent.content.startswith("I couldn't find that in the article.")
 
 
 async def test_a_doubled_mention_event_posts_one_answer(standin: DiscordStandin, run_bot: RunBot) -> None:

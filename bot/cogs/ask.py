@@ -28,13 +28,18 @@ log = logging.getLogger(__name__)
 SEEN_MENTIONS = 4096  # mentions remembered, so the same event delivered twice is handled once
 
 MAX_QUESTION = 300  # /ask's limit; Discord enforces it on the option
-# Discord drops an interaction not answered within 3 s of its creation. Past this age when /ask
-# starts on it, the bot defers (privately) first; the answer follows when it is ready.
-LATE_AFTER_SECONDS = 1.5
+# Discord drops an interaction not answered within 3 s of its creation. An answer found past this
+# age is deferred first (its log row may still wait on a busy database); it follows once logged.
+DEFER_AFTER_SECONDS = 1.0
 USAGE = (
     "Ask me about the article: mention me with a question, "
     "e.g. “@{name} who called Musk a rocket man?”, or use `/ask`."
 )
+
+
+def age(interaction: discord.Interaction[Any]) -> float:
+    """Seconds since Discord created the interaction (its id's timestamp)."""
+    return (discord.utils.utcnow() - interaction.created_at).total_seconds()
 
 
 class MoreButton(
@@ -264,6 +269,19 @@ class Ask(commands.Cog):
         """The answer, its engine, and the logged question's id (None when logging failed).
 
         ``follows``: the logged question this one follows up; it and its answer are the context."""
+        answer, engine, elapsed_ms = await self.find(guild_id, question, settings, follows=follows)
+        question_id = await self.log(guild_id, channel_id, user_id, answer, elapsed_ms, follows=follows)
+        return answer, engine, question_id
+
+    async def find(
+        self,
+        guild_id: int | None,
+        question: str,
+        settings: GuildSettings,
+        *,
+        follows: LoggedQuestion | None = None,
+    ) -> tuple[Answer, Engine, float]:
+        """The answer, its engine, and the engine's time in ms; nothing is stored yet."""
         engine = await self.bot.library.for_guild(guild_id)
         started = time.perf_counter()
         context = None
@@ -273,11 +291,22 @@ class Ask(commands.Cog):
         answer = engine.ask(
             question, k=settings.passages_per_answer, strictness=settings.strictness, context=context
         )
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        return answer, engine, (time.perf_counter() - started) * 1000
+
+    async def log(
+        self,
+        guild_id: int | None,
+        channel_id: int,
+        user_id: int,
+        answer: Answer,
+        elapsed_ms: float,
+        *,
+        follows: LoggedQuestion | None = None,
+    ) -> int | None:
+        """Log a question and its outcome: its id (the buttons carry it), or None when that failed."""
         hit = answer.hits[0] if answer.answered and answer.hits else None
-        question_id: int | None = None
         try:
-            question_id = await self.bot.storage.log_question(
+            return await self.bot.storage.log_question(
                 guild_id or NO_GUILD,
                 channel_id,
                 user_id,
@@ -298,7 +327,7 @@ class Ask(commands.Cog):
                 self.unlogged_questions,
                 exc_info=True,
             )
-        return answer, engine, question_id
+            return None
 
     # -- /ask and the Apps menu -----------------------------------------------------------------
     @app_commands.command(name="ask", description="Ask a question about the article")
@@ -323,26 +352,46 @@ class Ask(commands.Cog):
     async def reply(
         self, interaction: discord.Interaction[ArticleBot], question: str, private: bool | None
     ) -> None:
-        assert interaction.channel_id is not None
         settings = admitted_settings(interaction)  # the tree's gate: block, channel, cooldown
-        late = (discord.utils.utcnow() - interaction.created_at).total_seconds() > LATE_AFTER_SECONDS
-        if late or not self.bot.library.is_ready(interaction.guild_id):
-            # A server's own documents are still being indexed (just after a start), or the
-            # interaction waited its turn behind others (a busy process): answer privately but in
-            # time, rather than publicly and too late for Discord's 3 seconds.
+        if not self.bot.library.is_ready(interaction.guild_id):
+            # A server's own documents are still being indexed (just after a start): the answer
+            # may take seconds, so acknowledge now, privately, rather than miss Discord's 3 s.
             await interaction.response.defer(ephemeral=True, thinking=True)
-        answer, engine, question_id = await self.answer(
-            interaction.guild_id, interaction.channel_id, interaction.user.id, question, settings
-        )
+        ephemeral = private if private is not None else settings.default_visibility == "private"
+        await self.answer_interaction(interaction, question, settings, ephemeral=ephemeral)
+
+    async def answer_interaction(
+        self,
+        interaction: discord.Interaction[Any],
+        question: str,
+        settings: GuildSettings,
+        *,
+        ephemeral: bool,
+        follows: LoggedQuestion | None = None,
+    ) -> None:
+        """Answer in Discord's 3 s. A miss goes at once (private, and nothing in it needs the log).
+        An answer waits for its log row (its buttons carry the id): when the interaction is already
+        old (a busy process or database), the bot first defers, as public or private as the answer."""
+        assert interaction.channel_id is not None
+        where = (interaction.guild_id, interaction.channel_id, interaction.user.id)
+        answer, engine, elapsed_ms = await self.find(where[0], question, settings, follows=follows)
         if not answer.answered:
             sections = [s for d in engine.documents for s in d.sections]
             await respond(interaction, ephemeral=True, content=replies.miss_text(answer, sections))
+            await self.log(*where, answer, elapsed_ms, follows=follows)
             return
-        ephemeral = private if private is not None else settings.default_visibility == "private"
+        if not interaction.response.is_done() and age(interaction) > DEFER_AFTER_SECONDS:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        question_id = await self.log(*where, answer, elapsed_ms, follows=follows)
         view = answer_view(
-            question_id, answer, settings.passages_per_answer, 0, follow_up=bool(settings.follow_up_minutes)
+            question_id,
+            answer,
+            settings.passages_per_answer,
+            0,
+            follow_up=follows is not None or bool(settings.follow_up_minutes),
         )
-        await self.send_answer(interaction, answer, engine, view, ephemeral=ephemeral)
+        heading = follows_line(follows) if follows is not None else ""
+        await self.send_answer(interaction, answer, engine, view, ephemeral=ephemeral, heading=heading)
 
     async def send_answer(
         self,
@@ -431,22 +480,7 @@ class Ask(commands.Cog):
             await respond(interaction, ephemeral=True, content="That question is no longer available.")
             return
         question = readable(text, interaction.guild).strip()
-        answer, engine, new_id = await self.answer(
-            interaction.guild_id,
-            interaction.channel_id,
-            interaction.user.id,
-            question,
-            settings,
-            follows=logged,
-        )
-        if not answer.answered:
-            sections = [s for d in engine.documents for s in d.sections]
-            await respond(interaction, ephemeral=True, content=replies.miss_text(answer, sections))
-            return
-        view = answer_view(new_id, answer, settings.passages_per_answer, 0, follow_up=True)
-        await self.send_answer(
-            interaction, answer, engine, view, ephemeral=ephemeral, heading=follows_line(logged)
-        )
+        await self.answer_interaction(interaction, question, settings, ephemeral=ephemeral, follows=logged)
 
     async def replied_to(self, message: discord.Message) -> discord.Message | None:
         """The bot's own message ``message`` replies to, if it replies to one."""
