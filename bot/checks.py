@@ -173,14 +173,12 @@ async def admit(
     rule = RULES[action]
     settings = GuildSettings()
     if guild_id is not None and (rule.block or rule.channel or rule.mentions_on or rule.cooldown):
-        storage = bot.storage
-        settings = await storage.get_settings(guild_id)
-        if rule.block and await storage.is_blocked(guild_id, user_id):
+        found = await bot.storage.admission(guild_id, user_id)  # one transaction per question
+        settings = found.settings
+        if rule.block and found.blocked:
             raise Blocked()
-        if rule.channel:
-            rules = await storage.get_channel_rules(guild_id)
-            if not rules.permits(channel_id):
-                raise ChannelClosed(sorted(rules.allowed))
+        if rule.channel and not found.channel_rules.permits(channel_id):
+            raise ChannelClosed(sorted(found.channel_rules.allowed))
         if rule.mentions_on and not settings.mention_replies:
             raise MentionsOff()
     if rule.cooldown:

@@ -21,7 +21,7 @@ from bot import client
 from bot.checks import Blocked, ChannelClosed
 from bot.client import GENERIC_ERROR, ArticleBot
 from bot.settings import Settings
-from bot.storage import GuildSettings, SQLiteStorage, StorageError
+from bot.storage import Admission, SQLiteStorage, StorageError
 
 BLOCKED = str(Blocked())
 
@@ -269,9 +269,9 @@ class FailingStorage(SQLiteStorage):
         if self.failure is not None and name in self.failing:
             raise self.failure
 
-    async def get_settings(self, guild_id: int) -> GuildSettings:
-        self._maybe_fail("get_settings")
-        return await super().get_settings(guild_id)
+    async def admission(self, guild_id: int, user_id: int) -> Admission:
+        self._maybe_fail("admission")
+        return await super().admission(guild_id, user_id)
 
     async def record_feedback(self, guild_id: int, passage_id: str, user_id: int, vote: int) -> None:
         self._maybe_fail("record_feedback")
@@ -322,8 +322,9 @@ async def test_every_path_reports_a_failure_through_the_one_function(
             storage.failing = {"list_blocks", "record_feedback"}
             command_body = await invoke(standin, "admin", subcommand="blocked", member=mod)
             button_body = await press(standin, up_id, message)
-            # at the gate itself: it reads the server's settings for /ask, More and a mention
-            storage.failing = {"get_settings"}
+            # at the gate itself: it reads the server's settings (and blocks, channel rules) for
+            # /ask, More and a mention
+            storage.failing = {"admission"}
             command_gate = await invoke(standin, "ask", {"question": "Who owns X?"})
             button_gate = await press(standin, more_id, message)
             # interactions are told privately: a storage failure's own line, else the generic one

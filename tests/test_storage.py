@@ -17,6 +17,7 @@ import pytest
 from storage_backends import Backend
 
 from bot.storage import (
+    Admission,
     ChannelRules,
     FeedbackTally,
     GuildSettings,
@@ -440,6 +441,22 @@ async def test_block_and_unblock(store: Storage, clock: Clock) -> None:
         (OTHER_MOD, "block", "user 7"),
         (MOD, "block", "user 7: spam"),
     ]
+
+
+async def test_admission_reads_settings_block_and_channel_rules_together(store: Storage) -> None:
+    """The gate's one read per question says what the three separate reads say, per server."""
+    assert await store.admission(G1, 7) == Admission(GuildSettings(), False, ChannelRules())
+    await store.update_settings(G1, MOD, cooldown_seconds=12)
+    await store.set_channel_rule(G1, 10, "allow", MOD)
+    await store.set_channel_rule(G1, 11, "deny", MOD)
+    await store.block_user(G1, 7, MOD, "spam")
+    found = await store.admission(G1, 7)
+    assert found == Admission(await store.get_settings(G1), True, await store.get_channel_rules(G1))
+    assert found.settings.cooldown_seconds == 12 and found.channel_rules == ChannelRules({10}, {11})
+    assert not (await store.admission(G1, 8)).blocked  # another member
+    assert await store.admission(G2, 7) == Admission(GuildSettings(), False, ChannelRules())  # another server
+    await store.unblock_user(G1, 7, MOD)
+    assert not (await store.admission(G1, 7)).blocked
 
 
 # -- isolation and persistence ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import (
+    Admission,
     AuditEntry,
     Block,
     Change,
@@ -28,6 +29,7 @@ from .sqlite import SQLiteStorage
 
 __all__ = [
     "SETTING_NAMES",
+    "Admission",
     "AuditEntry",
     "Block",
     "Change",

@@ -132,6 +132,17 @@ class ChannelRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """What the admission gate reads for one member's question in one server: one transaction,
+    because every question pays for it, and on a busy shared database each transaction waits its
+    turn for a pooled connection."""
+
+    settings: GuildSettings
+    blocked: bool
+    channel_rules: ChannelRules
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentLimits:
     """What one server may store of its own documents.
 
@@ -224,6 +235,10 @@ class Storage(abc.ABC):
     # -- settings -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_settings(self, guild_id: int) -> GuildSettings: ...
+
+    @abc.abstractmethod
+    async def admission(self, guild_id: int, user_id: int) -> Admission:
+        """The server's settings, whether the member is blocked, and its channel rules, together."""
 
     @abc.abstractmethod
     async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:

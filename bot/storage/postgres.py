@@ -46,6 +46,7 @@ from ..settings import DEFAULT_DATABASE_POOL
 from . import rules
 from .base import (
     INSIGHT_ROWS,
+    Admission,
     AuditEntry,
     Block,
     Change,
@@ -710,6 +711,19 @@ class PostgresStorage(Storage):
     # -- settings -------------------------------------------------------------------------------
     async def get_settings(self, guild_id: int) -> GuildSettings:
         return await self._run(lambda conn: _read_settings(conn, guild_id))
+
+    async def admission(self, guild_id: int, user_id: int) -> Admission:
+        async def body(conn: asyncpg.Connection) -> Admission:
+            blocked = await conn.fetchval(
+                "SELECT 1 FROM blocks WHERE guild_id = $1 AND user_id = $2", guild_id, user_id
+            )
+            return Admission(
+                await _read_settings(conn, guild_id),
+                blocked is not None,
+                await _read_channel_rules(conn, guild_id),
+            )
+
+        return await self._run(body)
 
     async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
         clean = rules.validate_settings(changes)

@@ -31,6 +31,7 @@ import aiosqlite
 from . import rules
 from .base import (
     INSIGHT_ROWS,
+    Admission,
     AuditEntry,
     Block,
     ChannelRules,
@@ -540,6 +541,17 @@ class SQLiteStorage(Storage):
     async def get_settings(self, guild_id: int) -> GuildSettings:
         async with self._tx() as db:
             return await _read_settings(db, guild_id)
+
+    async def admission(self, guild_id: int, user_id: int) -> Admission:
+        async with self._tx() as db:
+            blocked = await _one(
+                db, "SELECT 1 FROM blocks WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            return Admission(
+                await _read_settings(db, guild_id),
+                blocked is not None,
+                await _read_channel_rules(db, guild_id),
+            )
 
     async def update_settings(self, guild_id: int, actor_id: int, **changes: object) -> GuildSettings:
         clean = rules.validate_settings(changes)
