@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot_process import ROOT, BotProcess
 from conftest import RunBot, invoke
-from standin import CHANNEL_MESSAGE, INTERACTION_CALLBACK, DiscordStandin, Request, SentMessage
+from standin import CHANNEL_MESSAGE, FOLLOWUP, INTERACTION_CALLBACK, DiscordStandin, Request, SentMessage
 from storage_backends import PostgresBackend
 
 from benchmarks.load_driver import (
@@ -22,7 +22,6 @@ from benchmarks.load_driver import (
     answer_kinds,
     expected_answers,
     load_questions,
-    percentile,
     populate,
     register_commands,
     run_load,
@@ -69,10 +68,13 @@ async def test_200_questions_are_each_answered_exactly_once_through_429s_and_rec
     assert outcomes["cooldown"] == outcomes["error"] == 0
     assert outcomes["answered"] > outcomes["declined"] > 0
     assert sum(outcomes.values()) == PLAN.questions  # every reply was one of those checked
+    # /ask is answered by its callback or, when already 1 s old (a busy process), deferred in time
+    # and completed by its follow-up; mentions by a channel reply.
     kinds = answer_kinds(result)
-    assert set(kinds) == {INTERACTION_CALLBACK, CHANNEL_MESSAGE}
-    assert kinds[INTERACTION_CALLBACK] == sum(1 for a in result.asks if a.kind == "slash")
-    assert percentile(result.latencies("slash"), 100) < 3.0  # Discord's deadline for interactions
+    assert set(kinds) <= {INTERACTION_CALLBACK, FOLLOWUP, CHANNEL_MESSAGE}
+    assert kinds[INTERACTION_CALLBACK] + kinds[FOLLOWUP] == sum(1 for a in result.asks if a.kind == "slash")
+    assert kinds[CHANNEL_MESSAGE] == sum(1 for a in result.asks if a.kind == "mention")
+    assert result.late_interactions == 0  # Discord's 3 s, for every first callback (the stand-in's check)
 
 
 async def test_two_shard_processes_on_postgresql_answer_each_question_exactly_once(
