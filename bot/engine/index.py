@@ -211,7 +211,10 @@ class BM25Index:
         step = 1 << 22
         for start in range(0, len(ids), step):
             end = min(start + step, len(ids))
-            rows = np.searchsorted(indptr, np.arange(start, end), side="right") - 1
+            # The term of each posting in the slice: its rows' lengths, clipped to the slice.
+            first_row, last_row = np.searchsorted(indptr, [start, end - 1], side="right") - 1
+            bounds = np.clip(indptr[first_row : last_row + 2], start, end)
+            rows = np.repeat(np.arange(first_row, last_row + 1), np.diff(bounds))
             frequencies = self.tf[start:end].astype(np.float64)
             weight = _saturation(frequencies, norm[ids[start:end]], params) * self.idf_array[rows]
             weights[start:end] = weight
