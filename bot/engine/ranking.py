@@ -89,7 +89,23 @@ _TYPE_WORDS = frozenset(
 )
 
 
-_TokenFacts = tuple[int, bool, bool, bool, tuple[int, ...], tuple[int, ...]]
+_FIRST, _IS_DATE, _IS_QUANTITY, _IS_CENTURY = 3, 4, 8, 16  # a token's facts, packed in a small int
+
+
+def _token_facts(surface: str) -> int:
+    """One distinct token's first character (DIGIT / UPPER / LOWER / 0) and whether it alone is a
+    date, a quantity or "century", packed in one small int (a build keeps one per distinct token,
+    and small ints are shared: no object each)."""
+    c = surface[0]
+    first = DIGIT if c.isdigit() else UPPER if c.isupper() else LOWER if c.islower() else 0
+    # A word of letters only can match neither pattern unless it is one of their words.
+    typed = not surface.isalpha() or surface.lower() in _TYPE_WORDS
+    return (
+        first
+        | (_IS_DATE if typed and DATE.search(surface) else 0)
+        | (_IS_QUANTITY if typed and QUANTITY.search(surface) else 0)
+        | (_IS_CENTURY if surface.lower() == _CENTURY else 0)
+    )
 
 
 class _Words:
@@ -102,7 +118,9 @@ class _Words:
 
     def __init__(self, terms: Vocabulary, prefixes: Vocabulary) -> None:
         self.ids: defaultdict[str, int] = defaultdict()
-        self.ids.default_factory = self.ids.__len__  # a new word takes the next id
+        # A new word takes the next id (a counter, not the dict's __len__: no reference cycle, so
+        # the table goes as soon as the build ends, with the cycle collector paused).
+        self.ids.default_factory = itertools.count().__next__
         self.terms, self.prefixes = terms, prefixes
         self.analysed = 0  # words [0, analysed) are in the arrays below
         self.pointer = array("q", [0])  # word w's terms: [pointer[w], pointer[w + 1])
@@ -111,49 +129,31 @@ class _Words:
         self.term, self.prefix = array("i"), array("i")  # per term of a word
         self.token_rank = array("i")  # the rank of the term's token in its word
         self.first = array("b")  # DIGIT / UPPER / LOWER / 0: the term's token's first character
-        self._token: dict[str, _TokenFacts] = {}
+        self._token: dict[str, int] = {}  # a distinct token's facts (_token_facts)
 
     def analyse_new(self) -> None:
         """Analyse the words first seen since the last call."""
         words = list(itertools.islice(reversed(self.ids), len(self.ids) - self.analysed))[::-1]
-        known = self._token
+        known, term_id, prefix_id = self._token, self.terms.id, self.prefixes.id
         for word in words:
-            date = quantity = century = False
+            facts = 0
             tokens = _TOKEN.findall(word)
             for rank, surface in enumerate(tokens):
-                facts = known.get(surface)
-                if facts is None:
-                    facts = known[surface] = self._facts(surface)
-                first, is_date, is_quantity, is_century, terms, prefixes = facts
-                date, quantity, century = date or is_date, quantity or is_quantity, century or is_century
-                if terms:
-                    self.term.extend(terms)
-                    self.prefix.extend(prefixes)
-                    self.token_rank.extend(itertools.repeat(rank, len(terms)))
-                    self.first.extend(itertools.repeat(first, len(terms)))
+                token = known.get(surface)
+                if token is None:
+                    token = known[surface] = _token_facts(surface)
+                facts |= token
+                for term, prefix in token_terms(surface):
+                    self.term.append(term_id(term))
+                    self.prefix.append(prefix_id(prefix))
+                    self.token_rank.append(rank)
+                    self.first.append(token & _FIRST)
             self.pointer.append(len(self.term))
             self.tokens.append(len(tokens))
-            self.date.append(date)
-            self.quantity.append(quantity)
-            self.century.append(century)
+            self.date.append(bool(facts & _IS_DATE))
+            self.quantity.append(bool(facts & _IS_QUANTITY))
+            self.century.append(bool(facts & _IS_CENTURY))
         self.analysed += len(words)
-
-    def _facts(self, surface: str) -> _TokenFacts:
-        """One distinct token: its first character's class, whether it alone is a date, a
-        quantity, "century", and its terms' and prefixes' ids (given here, on first sight)."""
-        c = surface[0]
-        first = DIGIT if c.isdigit() else UPPER if c.isupper() else LOWER if c.islower() else 0
-        # A word of letters only can match neither pattern unless it is one of their words.
-        typed = not surface.isalpha() or surface.lower() in _TYPE_WORDS
-        pairs = token_terms(surface)
-        return (
-            first,
-            typed and DATE.search(surface) is not None,
-            typed and QUANTITY.search(surface) is not None,
-            surface.lower() == _CENTURY,
-            tuple(self.terms.id(term) for term, _ in pairs),
-            tuple(self.prefixes.id(prefix) for _, prefix in pairs),
-        )
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The tables as numpy arrays (copies: the tables keep growing)."""
