@@ -31,6 +31,9 @@ Variant = Literal["okapi", "plus", "l"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
+# Distinct (term, passage) pairs of some passages: term ids, passage offsets from the block's
+# first passage, counts, and that first passage's id (BM25Index.of_blocks).
+PairBlock = tuple[IntArray, npt.NDArray[Any], npt.NDArray[Any], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,27 +159,29 @@ class BM25Index:
     ) -> None:
         lengths = np.bincount(passage_of, minlength=passages).astype(np.float64)
         terms, pids, tf = distinct_pairs(term_ids, passage_of, passages)
-        self._fill([(terms, pids, tf)], lengths, vocabulary, params)
+        self._fill([(terms, pids, tf, 0)], lengths, vocabulary, params)
 
     @classmethod
     def of_blocks(
         cls,
-        blocks: list[tuple[IntArray, IntArray, npt.NDArray[Any]]],
+        blocks: list[PairBlock],
         lengths: FloatArray,
         vocabulary: Vocabulary,
         params: BM25Params | None = None,
     ) -> BM25Index:
         """An index from distinct (term, passage, count) triples in blocks (the ranker's chunks of
         passages), each block sorted by term then passage, a term's passages ascending from block
-        to block. ``lengths`` holds each passage's number of terms. The blocks list is emptied as
-        its blocks are placed, so their memory goes as the postings fill."""
+        to block; a block holds its passages as offsets from its first (a narrow dtype, as its
+        counts: blocks wait for the whole corpus, so they are kept small). ``lengths`` holds each
+        passage's number of terms. The blocks list is emptied as its blocks are placed, so their
+        memory goes as the postings fill."""
         index = cls.__new__(cls)
         index._fill(blocks, lengths, vocabulary, params)
         return index
 
     def _fill(
         self,
-        blocks: list[tuple[IntArray, IntArray, npt.NDArray[Any]]],
+        blocks: list[PairBlock],
         lengths: FloatArray,
         vocabulary: Vocabulary,
         params: BM25Params | None,
@@ -187,7 +192,7 @@ class BM25Index:
         n_terms = len(vocabulary)
         self.avgdl = float(lengths.mean()) if passages else 0.0
         df = np.zeros(n_terms, dtype=np.int64)
-        for terms, _, _ in blocks:
+        for terms, _, _, _ in blocks:
             df += np.bincount(terms, minlength=n_terms)
         self.idf_array = _idf(df, passages, params)
         # Each block's postings go straight to their place in the term-major arrays: a term's
@@ -198,11 +203,11 @@ class BM25Index:
         self.tf = np.empty(len(ids), dtype=np.float32)  # kept for layers (LayeredField)
         cursor = indptr[:-1].copy()
         while blocks:
-            terms, pids, tf = blocks.pop(0)
+            terms, offsets, tf, first = blocks.pop(0)
             block_df = np.bincount(terms, minlength=n_terms)
             run_start = np.cumsum(block_df) - block_df
             where = cursor[terms] + (np.arange(len(terms)) - run_start[terms])
-            ids[where] = pids
+            ids[where] = offsets.astype(np.int32) + first
             self.tf[where] = tf
             cursor += block_df
         # Weights computed a slice at a time, so float64 temporaries stay small at 1M passages.

@@ -50,6 +50,7 @@ from .index import (
     IntArray,
     LayeredCounts,
     LayeredField,
+    PairBlock,
     Vocabulary,
     top_k,
 )
@@ -173,11 +174,11 @@ class _Grown:
         self.counts += np.bincount(ids, minlength=len(self.counts))
 
 
-def _distinct_in_block(
-    keys: IntArray, owners: IntArray, first_owner: int, owners_in_block: int
-) -> tuple[IntArray, IntArray, npt.NDArray[np.int64]]:
+def _distinct_in_block(keys: IntArray, owners: IntArray, first_owner: int, owners_in_block: int) -> PairBlock:
     """Distinct (key, owner) pairs of one chunk, sorted by key then owner, with their counts (one
-    in-place sort of packed pairs, not ``np.unique``: this runs three times a chunk)."""
+    in-place sort of packed pairs, not ``np.unique``: this runs three times a chunk). Owners are
+    kept as offsets from ``first_owner`` and, like the counts, in 16 bits when they fit: a 1M
+    build holds every chunk's pairs until the end."""
     bits = max(owners_in_block, 1).bit_length()
     packed = (keys.astype(np.int64) << bits) | (owners - first_owner)
     packed.sort()
@@ -188,9 +189,15 @@ def _distinct_in_block(
     counts = np.diff(starts, append=len(packed))
     return (
         (unique >> bits).astype(np.int32),
-        ((unique & ((1 << bits) - 1)) + first_owner).astype(np.int32),
-        counts,
+        _narrow(unique & ((1 << bits) - 1)),
+        _narrow(counts),
+        first_owner,
     )
+
+
+def _narrow(values: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """Non-negative integers in 16 bits when they fit, else 32."""
+    return values.astype(np.uint16 if not len(values) or values.max() < 1 << 16 else np.int32)
 
 
 def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
@@ -241,8 +248,8 @@ class Ranker:
         # never exist at once.
         vocabulary, prefix_vocabulary = Vocabulary(), Vocabulary()
         words = _Words(vocabulary, prefix_vocabulary)
-        main_blocks: list[tuple[IntArray, IntArray, npt.NDArray[Any]]] = []
-        sentence_blocks: list[tuple[IntArray, IntArray, npt.NDArray[Any]]] = []
+        main_blocks: list[PairBlock] = []
+        sentence_blocks: list[PairBlock] = []
         main_lengths, sentence_lengths = np.zeros(n, dtype=np.float64), []
         prefix_df, upper, lower = _Grown(), _Grown(), _Grown()
         sentence_owner = array("i")
@@ -337,7 +344,7 @@ class Ranker:
             # 4. How many passages hold each prefix (the decision's fallback for a word the
             # stemmer missed), and the names: terms mostly written capitalised mid-sentence, or
             # digits.
-            prefix_ids, _, _ = _distinct_in_block(table["prefix"][at], term_passage, lo, hi - lo)
+            prefix_ids, _, _, _ = _distinct_in_block(table["prefix"][at], term_passage, lo, hi - lo)
             prefix_df.add(prefix_ids, len(prefix_vocabulary))
             first = table["first"][at]
             mid = (token_offset[term_word] + table["token_rank"][at]) > 0
@@ -376,6 +383,7 @@ class Ranker:
                     np.full(len(empty_passages), empty, dtype=np.int32),
                     empty_passages,
                     ones(len(empty_passages), dtype=np.int64),
+                    0,
                 )
             )
             sentence_blocks.append(
@@ -383,6 +391,7 @@ class Ranker:
                     np.full(len(empty_sentences), empty, dtype=np.int32),
                     empty_sentences,
                     ones(len(empty_sentences), dtype=np.int64),
+                    0,
                 )
             )
             main_lengths[empty_passages] = 1
