@@ -252,19 +252,17 @@ class Ranker:
         sentence_blocks: list[PairBlock] = []
         main_lengths, sentence_lengths = np.zeros(n, dtype=np.float64), []
         prefix_df, upper, lower = _Grown(), _Grown(), _Grown()
-        sentence_owner = array("i")
+        sentence_counts = array("i")  # per passage, its number of sentences
         spans = array("i")  # each sentence's (start, end) in its passage's text
         self.has_date = np.zeros(n, dtype=bool)
         self.has_quantity = np.zeros(n, dtype=bool)
         headings: dict[str, list[str]] = {}  # a heading's words (passages under it share it)
+        first_sentence = 0  # the id of the chunk's first sentence
         for lo in range(0, n, _CHUNK):
             hi = min(lo + _CHUNK, n)
             # 1. Words: each passage's heading, then each of its sentences, one segment each.
             word_ids: list[int] = []
             segment_length = array("i")
-            segment_sentence = array("i")  # the sentence id of each segment, -1 for a heading
-            segment_owner = array("i")  # the passage of each segment
-            first_sentence = len(sentence_owner)
             new_word = words.ids.__getitem__
             for pid in range(lo, hi):
                 passage = passages[pid]
@@ -273,8 +271,6 @@ class Ranker:
                     heading = headings[passage.section] = normalize(passage.section).split()
                 word_ids.extend(map(new_word, heading))
                 segment_length.append(len(heading))
-                segment_owner.append(pid)
-                segment_sentence.append(-1)
                 text = passage.text
                 cuts = sentence_spans(text)
                 # Normalised once per passage when that keeps every offset (almost always), so a
@@ -294,9 +290,7 @@ class Ranker:
                         word_ids.extend(map(new_word, sentence_words))
                         counts.append(len(sentence_words))
                 segment_length.extend(counts)
-                segment_owner.extend(itertools.repeat(pid, len(cuts)))
-                segment_sentence.extend(range(len(sentence_owner), len(sentence_owner) + len(cuts)))
-                sentence_owner.extend(itertools.repeat(pid, len(cuts)))
+                sentence_counts.append(len(cuts))
                 spans.extend(itertools.chain.from_iterable(cuts))
                 if progress and (pid + 1) % 1000 == 0:
                     progress(pid + 1, n)
@@ -307,8 +301,17 @@ class Ranker:
             word = np.asarray(word_ids, dtype=np.int32)
             del word_ids
             lengths = np.frombuffer(segment_length, dtype=np.int32).astype(np.int64)
-            sentence_of_segment = np.frombuffer(segment_sentence, dtype=np.int32)
-            passage_of_segment = np.frombuffer(segment_owner, dtype=np.int32)
+            # Each passage is a heading segment, then one segment a sentence.
+            per_passage = np.frombuffer(sentence_counts, dtype=np.int32)[lo:hi].astype(np.int64)
+            passage_of_segment = np.repeat(np.arange(lo, hi, dtype=np.int32), per_passage + 1)
+            sentence_of_segment = np.full(len(passage_of_segment), -1, dtype=np.int32)
+            headings_at = np.cumsum(per_passage + 1) - (per_passage + 1)
+            is_sentence = np.ones(len(passage_of_segment), dtype=bool)
+            is_sentence[headings_at] = False
+            chunk_sentences = int(per_passage.sum())
+            sentence_of_segment[is_sentence] = np.arange(
+                first_sentence, first_sentence + chunk_sentences, dtype=np.int32
+            )
             word_segment, _ = _expand(lengths)
             tokens = table["tokens"][word].astype(np.int64)
             # The rank of a word's first token in its segment: tokens of the segment's words before it.
@@ -329,7 +332,6 @@ class Ranker:
             # is complete.
             main_blocks.append(_distinct_in_block(term_ids, term_passage, lo, hi - lo))
             main_lengths[lo:hi] = np.bincount(term_passage - lo, minlength=hi - lo)
-            chunk_sentences = len(sentence_owner) - first_sentence
             sentence_blocks.append(
                 _distinct_in_block(
                     term_ids[in_sentence], term_sentence[in_sentence], first_sentence, chunk_sentences
@@ -340,6 +342,7 @@ class Ranker:
                     np.float64
                 )
             )
+            first_sentence += chunk_sentences
 
             # 4. How many passages hold each prefix (the decision's fallback for a word the
             # stemmer missed), and the names: terms mostly written capitalised mid-sentence, or
@@ -399,7 +402,9 @@ class Ranker:
         self.vocabulary, self.prefix_vocabulary = vocabulary, prefix_vocabulary
         self.passages = BM25Index.of_blocks(main_blocks, main_lengths, vocabulary, params)
         self.sentences = BM25Index.of_blocks(sentence_blocks, all_sentence_lengths, vocabulary, params)
-        self.sentence_owner: IntArray = np.frombuffer(sentence_owner, dtype=np.int32).copy()
+        self.sentence_owner: IntArray = np.repeat(
+            np.arange(n, dtype=np.int32), np.frombuffer(sentence_counts, dtype=np.int32)
+        )
         self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
