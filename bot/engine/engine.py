@@ -29,7 +29,7 @@ from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, LayeredVectors, PassageVect
 from .index import BM25Params, top_k
 from .memory import release_freed_memory
 from .passages import MAX_WORDS, Passage, make_passages, split_sentences
-from .ranking import LayeredRanker, Ranker, RankingWeights
+from .ranking import LayeredRanker, Ranker, RankingWeights, compact_layer
 from .semantic import (
     Availability,
     SemanticUnavailable,
@@ -290,6 +290,7 @@ class Engine:
                     rerank_candidates=self.rerank_candidates,
                     index_cache_above=self.index_cache_above,
                 )
+                compact_layer(part.ranker)  # a layer from now on: its vocabularies without dicts
             parts.append(part)
         return Engine._layered(parts, defer_vectors=defer_vectors, previous=previous)
 
