@@ -4,13 +4,14 @@ of them, and adding a document builds that document only."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.engine import Engine
 from bot.engine.documents import Document, load_corpus, parse_text
 from bot.engine.evaluate import load_questions
 from bot.engine.fusion import LayeredVectors
-from bot.engine.index import BM25Params
+from bot.engine.index import BM25Params, CompactVocabulary, Vocabulary, _CompactIds, _CompactTerms
 from bot.engine.passages import make_passages
 from bot.engine.ranking import LayeredRanker, Ranker, RankingWeights, passage_terms
 from bot.engine.semantic import shared_embedder
@@ -108,3 +109,36 @@ def test_a_server_engines_vectors_are_its_layers_not_a_copy(tmp_path: Path) -> N
     faq = server.parts[1]
     texts = {p.text for p in faq.passages} | {s for group in faq.ranker.sentence_texts for s in group}
     assert embedder.texts_encoded - before == len(texts)  # the FAQ's passages and sentences only
+
+
+def test_a_document_indexed_in_a_worker_process_answers_as_one_indexed_here(tmp_path: Path) -> None:
+    base = Engine(documents(CORPUS), semantic=False, vector_cache=tmp_path)
+    apart = base.with_documents(documents(FAQ), process_above=0)
+    here = base.with_documents(documents(FAQ), process_above=10**9)
+    # The worker's index is what the layer maps; the other layer was built in this process.
+    assert [part.index_from_disk for part in apart.parts[1:]] == [True]
+    assert [part.index_from_disk for part in here.parts[1:]] == [False]
+    for question in questions():
+        got, want = apart.ask(question, k=5), here.ask(question, k=5)
+        assert (got.answered, got.reason, got.sentence) == (want.answered, want.reason, want.sentence)
+        assert [(h.passage.id, h.score, h.confidence) for h in got.hits] == [
+            (h.passage.id, h.score, h.confidence) for h in want.hits
+        ]
+
+
+def test_a_compact_vocabulary_finds_what_the_vocabulary_holds() -> None:
+    terms = ["musk", "café", "", "#tag", "x"] + [f"t{i}" for i in range(1000)]
+    compact = CompactVocabulary(Vocabulary(terms))
+    assert len(compact) == len(terms) and list(compact.terms) == terms
+    assert [compact.ids.get(t) for t in terms] == list(range(len(terms)))
+    assert compact.ids.get("trump") is None and "trump" not in compact.ids and "musk" in compact.ids
+    with pytest.raises(KeyError):
+        compact.ids["trump"]
+
+
+def test_compact_ids_tell_terms_of_equal_hash_apart_by_their_text() -> None:
+    terms = CompactVocabulary(Vocabulary(["alpha", "beta", "gamma"])).terms
+    assert isinstance(terms, _CompactTerms)
+    ids = _CompactIds(np.asarray([7, 7, 9], dtype=np.int64), np.asarray([1, 0, 2], dtype=np.int32), terms)
+    found = ids.find(np.asarray([7, 7, 7, 9], dtype=np.int64), ["alpha", "beta", "delta", "gamma"])
+    assert found.tolist() == [0, 1, -1, 2]

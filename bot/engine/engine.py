@@ -6,10 +6,12 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import multiprocessing
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1  # the on-disk index's layout (ranking.Ranker.save)
 INDEX_CACHE_ABOVE = 2000  # passages: a smaller corpus builds about as fast as it reads back
+# Characters: a server document this long (about 500 passages, 0.3 s of indexing) is indexed in a
+# worker process; below it the process would cost more than it saves.
+BUILD_APART_ABOVE = 200_000
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 # A follow-up's context (the question and answer it follows) weighs this much of the question itself,
 # in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
@@ -262,16 +267,29 @@ class Engine:
         return cls(documents, load_errors=errors, **kwargs)
 
     def with_documents(
-        self, extra: Sequence[Document], *, defer_vectors: bool = False, previous: Engine | None = None
+        self,
+        extra: Sequence[Document],
+        *,
+        defer_vectors: bool = False,
+        previous: Engine | None = None,
+        process_above: int = BUILD_APART_ABOVE,
     ) -> Engine:
         """An engine over these documents plus ``extra`` (a server's own documents), as layers:
         this engine's index and vectors are shared, not copied, and each extra document is a layer
         of its own, built (and its vectors read or encoded) alone. ``previous``: the server's
         engine before a change; its layers for documents that did not change are reused, so adding
-        or removing a document costs that document, not the corpus or the server's other ones."""
+        or removing a document costs that document, not the corpus or the server's other ones.
+        ``process_above``: documents of this many characters or more are indexed in a worker process."""
         if not extra:
             return self
         reusable = {part._layer_key: part for part in (previous.parts[1:] if previous is not None else [])}
+        # A large new document's index is built in a worker process, saved to the index cache and
+        # mapped here: a build in this process holds the interpreter lock for seconds, and every
+        # other server's questions wait on it.
+        in_process = [
+            d for d in extra if _document_key(d) not in reusable and _characters(d) >= process_above
+        ]
+        built_apart = self._build_apart(in_process) if in_process else set()
         parts = [self]
         for document in extra:
             key = _document_key(document)
@@ -288,11 +306,26 @@ class Engine:
                     decision=self.decision,
                     rerank_above=self.rerank_above,
                     rerank_candidates=self.rerank_candidates,
-                    index_cache_above=self.index_cache_above,
+                    # what the worker saved is read back whatever its size
+                    index_cache_above=0 if key in built_apart else self.index_cache_above,
                 )
                 compact_layer(part.ranker)  # a layer from now on: its vocabularies without dicts
             parts.append(part)
         return Engine._layered(parts, defer_vectors=defer_vectors, previous=previous)
+
+    def _build_apart(self, documents: list[Document]) -> set[str]:
+        """Index ``documents`` in one worker process, each saved into the index cache; the keys of
+        those it saved. Any trouble there means they are built here instead, as before."""
+        try:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as worker:
+                worker.submit(
+                    _save_indexes, documents, self.params, self.weights, self.max_words, self.vector_cache
+                ).result()
+        except Exception as exc:  # a failed worker makes a slower add, never a failed one
+            log.warning("indexing %d documents in a worker failed (%s); indexing here", len(documents), exc)
+            return set()
+        return {_document_key(d) for d in documents}
 
     @property
     def _layer_key(self) -> str:
@@ -464,6 +497,27 @@ def _index_code() -> str:
     for name in ("analyzer.py", "passages.py", "index.py", "ranking.py", "answers.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()
+
+
+def _save_indexes(
+    documents: list[Document], params: BM25Params, weights: RankingWeights, max_words: int, cache: Path
+) -> None:
+    """In a worker process: each document's index, built and saved into ``cache`` (however small),
+    where the server's engine finds it."""
+    for document in documents:
+        Engine(
+            [document],
+            params=params,
+            weights=weights,
+            max_words=max_words,
+            semantic=False,
+            vector_cache=cache,
+            index_cache_above=0,
+        )
+
+
+def _characters(document: Document) -> int:
+    return sum(len(block.text) for block in document.blocks)
 
 
 def _document_key(document: Document) -> str:

@@ -421,15 +421,16 @@ class CompactVocabulary(Vocabulary):
     about 110 (a dict entry, a list slot, a string object): a 1 MB document has some 35,000 terms
     and 22,000 prefixes. ``hash`` is per process, and so are these (nothing of it is saved)."""
 
-    def __init__(self, vocabulary: Vocabulary) -> None:  # noqa: D107 - no super(): no dict kept
+    def __init__(self, vocabulary: Vocabulary) -> None:  # no super(): no dict is kept
         terms = vocabulary.terms
         encoded = [t.encode("utf-8") for t in terms]
         offsets = np.zeros(len(terms) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         hashes = np.fromiter(map(hash, terms), dtype=np.int64, count=len(terms))
         order = np.argsort(hashes, kind="stable").astype(np.int32)
-        self.terms = _CompactTerms(b"".join(encoded), offsets)  # type: ignore[assignment]
-        self.ids = _CompactIds(hashes[order], order, self.terms)  # type: ignore[assignment]
+        compact = _CompactTerms(b"".join(encoded), offsets)
+        self.terms = compact  # type: ignore[assignment]
+        self.ids = _CompactIds(hashes[order], order, compact)  # type: ignore[assignment]
 
     def id(self, term: str) -> int:
         found = self.ids.get(term)
@@ -610,7 +611,7 @@ class LayeredField:
         hashes = term_hashes(terms)
         # Each layer's ids for the question's terms, found in one search per layer.
         by_layer = [local_ids(layer.vocabulary, terms, hashes) for layer in self.layers]
-        for k, (term, count) in enumerate(query.items()):
+        for k, count in enumerate(query.values()):
             found: list[tuple[int, BM25Index, int]] = []
             for i, layer in enumerate(self.layers):
                 tid = by_layer[i][k]

@@ -40,8 +40,8 @@ import numpy.typing as npt
 from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, token_terms
 from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
 from .index import (
-    BM25Index,
     REMEMBERED_TERMS,
+    BM25Index,
     BM25Params,
     CompactVocabulary,
     Counts,
