@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bot.engine import Engine
+from bot.engine import engine as engine_module
 from bot.engine.documents import Document, load_corpus, parse_text
 from bot.engine.evaluate import load_questions
 from bot.engine.fusion import LayeredVectors
@@ -142,3 +143,17 @@ def test_compact_ids_tell_terms_of_equal_hash_apart_by_their_text() -> None:
     ids = _CompactIds(np.asarray([7, 7, 9], dtype=np.int64), np.asarray([1, 0, 2], dtype=np.int32), terms)
     found = ids.find(np.asarray([7, 7, 7, 9], dtype=np.int64), ["alpha", "beta", "delta", "gamma"])
     assert found.tolist() == [0, 1, -1, 2]
+
+
+def test_a_worker_that_fails_means_the_document_is_indexed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(engine_module, "WORKER_TIMEOUT", 0.001)  # stopped before it starts
+    base = Engine(documents(CORPUS), semantic=False, vector_cache=tmp_path)
+    server = base.with_documents(documents(FAQ), process_above=0)
+    assert "indexing 1 documents in a worker failed" in caplog.text
+    whole = Engine(documents(CORPUS) + documents(FAQ), semantic=False)
+    question = "How much does the bike cost?"
+    assert [h.passage.id for h in server.ask(question).hits] == [
+        h.passage.id for h in whole.ask(question).hits
+    ]

@@ -6,12 +6,14 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import multiprocessing
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ INDEX_CACHE_ABOVE = 2000  # passages: a smaller corpus builds about as fast as i
 # Characters: a server document this long (about 500 passages, 0.3 s of indexing) is indexed in a
 # worker process; below it the process would cost more than it saves.
 BUILD_APART_ABOVE = 200_000
+WORKER_TIMEOUT = 600  # seconds: a worker indexing a server's documents that takes longer is stopped
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 # A follow-up's context (the question and answer it follows) weighs this much of the question itself,
 # in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
@@ -283,16 +286,18 @@ class Engine:
         if not extra:
             return self
         reusable = {part._layer_key: part for part in (previous.parts[1:] if previous is not None else [])}
+        keys = [_document_key(d) for d in extra]
         # A large new document's index is built in a worker process, saved to the index cache and
         # mapped here: a build in this process holds the interpreter lock for seconds, and every
         # other server's questions wait on it.
-        in_process = [
-            d for d in extra if _document_key(d) not in reusable and _characters(d) >= process_above
+        apart = [
+            (key, d)
+            for key, d in zip(keys, extra, strict=True)
+            if key not in reusable and _characters(d) >= process_above
         ]
-        built_apart = self._build_apart(in_process) if in_process else set()
+        built_apart = self._build_apart(apart) if apart else set()
         parts = [self]
-        for document in extra:
-            key = _document_key(document)
+        for key, document in zip(keys, extra, strict=True):
             part = reusable.get(key)
             if part is None:
                 part = Engine(
@@ -313,19 +318,39 @@ class Engine:
             parts.append(part)
         return Engine._layered(parts, defer_vectors=defer_vectors, previous=previous)
 
-    def _build_apart(self, documents: list[Document]) -> set[str]:
-        """Index ``documents`` in one worker process, each saved into the index cache; the keys of
-        those it saved. Any trouble there means they are built here instead, as before."""
+    def _build_apart(self, documents: list[tuple[str, Document]]) -> set[str]:
+        """Index ``documents`` (with their keys) in one worker process, each saved into the index
+        cache; the keys of those it saved. Any trouble there means they are built here instead."""
+        job = pickle.dumps(
+            ([d for _, d in documents], self.params, self.weights, self.max_words, self.vector_cache)
+        )
+        # A fresh interpreter that imports the engine only: multiprocessing's "spawn" would run
+        # the main script's top level again, and a fork would copy a threaded process.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
         try:
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as worker:
-                worker.submit(
-                    _save_indexes, documents, self.params, self.weights, self.max_words, self.vector_cache
-                ).result()
-        except Exception as exc:  # a failed worker makes a slower add, never a failed one
-            log.warning("indexing %d documents in a worker failed (%s); indexing here", len(documents), exc)
+            subprocess.run(
+                [sys.executable, "-c", "from bot.engine.engine import _index_in_worker; _index_in_worker()"],
+                input=job,
+                env=env,
+                capture_output=True,
+                check=True,
+                timeout=WORKER_TIMEOUT,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:  # a slower add, never a failed one
+            detail = (
+                exc.stderr.decode(errors="replace")[-500:]
+                if isinstance(exc, subprocess.CalledProcessError)
+                else ""
+            )
+            log.warning(
+                "indexing %d documents in a worker failed (%s %s); indexing here", len(documents), exc, detail
+            )
             return set()
-        return {_document_key(d) for d in documents}
+        return {key for key, _ in documents}
 
     @property
     def _layer_key(self) -> str:
@@ -499,11 +524,12 @@ def _index_code() -> str:
     return digest.hexdigest()
 
 
-def _save_indexes(
-    documents: list[Document], params: BM25Params, weights: RankingWeights, max_words: int, cache: Path
-) -> None:
-    """In a worker process: each document's index, built and saved into ``cache`` (however small),
-    where the server's engine finds it."""
+def _index_in_worker() -> None:
+    """A worker process's whole work (``Engine._build_apart``): the documents and settings as a
+    pickle on stdin; each document's index built and saved into the cache (however small), where
+    the server's engine finds it."""
+    documents, params, weights, max_words, cache = pickle.loads(sys.stdin.buffer.read())
+    os.nice(10)  # the bot's own threads answer questions: they come first for the CPU
     for document in documents:
         Engine(
             [document],
