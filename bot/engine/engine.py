@@ -529,7 +529,6 @@ def _index_in_worker() -> None:
     pickle on stdin; each document's index built and saved into the cache (however small), where
     the server's engine finds it."""
     documents, params, weights, max_words, cache = pickle.loads(sys.stdin.buffer.read())
-    os.nice(10)  # the bot's own threads answer questions: they come first for the CPU
     for document in documents:
         Engine(
             [document],
