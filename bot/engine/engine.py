@@ -332,7 +332,7 @@ class Engine:
             "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
         }
         try:
-            subprocess.run(
+            done = subprocess.run(
                 [sys.executable, "-c", "from bot.engine.engine import _index_in_worker; _index_in_worker()"],
                 input=job,
                 env=env,
@@ -350,6 +350,8 @@ class Engine:
                 "indexing %d documents in a worker failed (%s %s); indexing here", len(documents), exc, detail
             )
             return set()
+        if done.stderr.strip():  # its warnings (an index it could not save is then built here)
+            log.warning("index worker: %s", done.stderr.decode(errors="replace").strip()[-500:])
         return {key for key, _ in documents}
 
     @property
