@@ -14,7 +14,7 @@ from bot.engine.evaluate import load_questions
 from bot.engine.fusion import LayeredVectors
 from bot.engine.index import BM25Params, CompactVocabulary, Vocabulary, _CompactIds, _CompactTerms
 from bot.engine.passages import make_passages
-from bot.engine.ranking import LayeredRanker, Ranker, RankingWeights, passage_terms
+from bot.engine.ranking import LayeredRanker, Ranker, RankingWeights, compact_layer, passage_terms
 from bot.engine.semantic import shared_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +45,9 @@ def test_layered_fields_score_as_one_index_over_every_layer(variant: str) -> Non
     params = BM25Params(variant=variant)  # type: ignore[arg-type]
     article = [p for d in documents(CORPUS) for p in make_passages(d)]
     faq = [p for d in documents(FAQ) for p in make_passages(d)]
-    layered = LayeredRanker(
-        [Ranker(article, params, RankingWeights()), Ranker(faq, params, RankingWeights())]
-    )
+    server_layer = Ranker(faq, params, RankingWeights())
+    compact_layer(server_layer)  # as a server's engine keeps its documents' layers
+    layered = LayeredRanker([Ranker(article, params, RankingWeights()), server_layer])
     whole = Ranker(article + faq, params, RankingWeights())
     for question in ["Who called Musk a rocket man?", "How much does the bike cost?", "musk trump x bike"]:
         terms = passage_terms(make_passages(note("q", question))[0])
