@@ -6,7 +6,8 @@ slow down meanwhile.
 
 Lexical engine (the semantic stage would encode each document: about 0.03 s a text). Each add is
 ``Engine.with_documents(all of the server's documents, previous=the engine before)``, as the bot's
-library does; it runs in a worker thread while the main thread asks the article's engine (another
+library does (a 1 MB document is indexed in a worker process; ``--in-thread``: in this process, as
+before); it runs in a worker thread while the main thread asks the article's engine (another
 server's) questions, and the p99 of those asks is compared with the same asks with nothing else
 running.
 """
@@ -26,13 +27,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_engine import generate_documents, question_mix  # noqa: E402
 
 from bot.engine import Document, Engine  # noqa: E402
+from bot.engine.engine import BUILD_APART_ABOVE  # noqa: E402
 from bot.engine.evaluate import load_questions  # noqa: E402
 from bot.engine.memory import release_freed_memory  # noqa: E402
 
 
-def rss_mb() -> float:
+def rss_mb(kind: str = "VmRSS") -> float:
+    """The process's resident memory; ``RssFile``: the part that is mapped files (the layers'
+    on-disk indexes: clean pages the kernel may drop and read again), ``RssAnon`` the rest."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{kind}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -56,14 +60,18 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def asks(engine: Engine, questions: list[str], stop: threading.Event | None, rounds: int) -> list[float]:
+def asks(
+    engine: Engine, questions: list[str], stop: threading.Event | None, rounds: int, seconds: float = 0.0
+) -> list[float]:
+    """Ask the questions ``rounds`` times, until ``stop`` is set, or (``seconds``) for that long."""
     timings = []
+    until = time.perf_counter() + seconds
     for _ in range(rounds):
         for question in questions:
             started = time.perf_counter()
             engine.ask(question)
             timings.append((time.perf_counter() - started) * 1000)
-            if stop is not None and stop.is_set():
+            if (stop is not None and stop.is_set()) or (seconds and started > until):
                 return timings
     return timings
 
@@ -72,8 +80,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--documents", type=int, default=30)
     parser.add_argument("--megabytes", type=float, default=1.0)
+    parser.add_argument(
+        "--in-thread",
+        action="store_true",
+        help="index every document in this process (as before layers had workers)",
+    )
     args = parser.parse_args()
     base = Engine.from_path(ROOT / "corpus", semantic=False)
+    process_above = 10**12 if args.in_thread else BUILD_APART_ABOVE
     other_questions = [q["question"] for q in load_questions(ROOT / "evals" / "dev.jsonl")]
     docs = [one_document(i, args.megabytes) for i in range(args.documents)]
     server_questions = question_mix(200, seed=5, documents=docs[:3])
@@ -83,11 +97,16 @@ def main() -> int:
     p50, p99 = percentile(quiet, 0.5), percentile(quiet, 0.99)
     print(f"article engine alone: ask p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     print(f"process RSS before the adds: {start_rss:.0f} MB (documents generated: {len(docs)})")
-    print("| add | passages in the server | add (s) | RSS (MB) | other server's ask p99 meanwhile (ms) |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| add | passages in the server | add (s) | its CPU in this process (s) | RSS (MB) "
+        "| other server's ask p99 meanwhile (ms) | just after, as long, nothing running (ms) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     engine: Engine | None = None
-    adds = []
+    adds: list[float] = []
+    held: list[float] = []
     during: list[float] = []
+    quiet_after: list[float] = []
     for n in range(1, len(docs) + 1):
         done = threading.Event()
         result: list[Engine] = []
@@ -98,9 +117,12 @@ def main() -> int:
             out: list[Engine] = result,
             ready: threading.Event = done,
         ) -> None:
-            started = time.perf_counter()
-            out.append(base.with_documents(docs[:count], previous=before))
+            started, cpu = time.perf_counter(), time.thread_time()
+            out.append(base.with_documents(docs[:count], previous=before, process_above=process_above))
             adds.append(time.perf_counter() - started)
+            # This thread's CPU: what the add held the interpreter lock for, about (a worker
+            # process's indexing is not in it).
+            held.append(time.thread_time() - cpu)
             ready.set()
 
         worker = threading.Thread(target=add)
@@ -110,20 +132,28 @@ def main() -> int:
         during += timings
         engine = result[0]
         release_freed_memory()
+        # The same asks for as long with no add running, right after: the machine's other load
+        # (shared cores) is then about what it was during the add.
+        after = asks(base, other_questions, None, rounds=10_000, seconds=adds[-1])
+        quiet_after += after
         print(
-            f"| {n} | {len(engine.passages):,} | {adds[-1]:.2f} | {rss_mb():.0f} | "
-            f"{percentile(timings, 0.99):.2f} |",
+            f"| {n} | {len(engine.passages):,} | {adds[-1]:.2f} | {held[-1]:.2f} | {rss_mb():.0f} | "
+            f"{percentile(timings, 0.99):.2f} | {percentile(after, 0.99):.2f} |",
             flush=True,
         )
     assert engine is not None
     server = asks(engine, server_questions, None, rounds=2)
     print(
-        f"\nadds: max {max(adds):.2f} s, median {percentile(adds, 0.5):.2f} s; RSS {rss_mb():.0f} MB "
-        f"(+{rss_mb() - start_rss:.0f} MB for {len(docs)} documents, {len(engine.passages):,} passages)"
+        f"\nadds: max {max(adds):.2f} s, median {percentile(adds, 0.5):.2f} s, CPU in this process median "
+        f"{percentile(held, 0.5):.2f} s; RSS {rss_mb():.0f} MB "
+        f"(+{rss_mb() - start_rss:.0f} MB for {len(docs)} documents, {len(engine.passages):,} passages; "
+        f"{rss_mb('RssAnon'):.0f} MB anonymous, {rss_mb('RssFile'):.0f} MB mapped files)"
     )
     print(
-        f"other server's ask p99: {percentile(quiet, 0.99):.2f} ms alone, {percentile(during, 0.99):.2f} ms "
-        f"during the adds; the server's own ask p50 {percentile(server, 0.5):.2f} ms, "
+        f"other server's ask p99: {percentile(quiet, 0.99):.2f} ms alone before, "
+        f"{percentile(during, 0.99):.2f} ms during the adds, {percentile(quiet_after, 0.99):.2f} ms just "
+        f"after each (p50 {percentile(during, 0.5):.2f} / {percentile(quiet_after, 0.5):.2f} ms); "
+        f"the server's own ask p50 {percentile(server, 0.5):.2f} ms, "
         f"p99 {percentile(server, 0.99):.2f} ms over {len(engine.parts)} layers"
     )
     return 0

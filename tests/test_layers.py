@@ -4,15 +4,17 @@ of them, and adding a document builds that document only."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.engine import Engine
+from bot.engine import engine as engine_module
 from bot.engine.documents import Document, load_corpus, parse_text
 from bot.engine.evaluate import load_questions
 from bot.engine.fusion import LayeredVectors
-from bot.engine.index import BM25Params
+from bot.engine.index import BM25Params, CompactVocabulary, Vocabulary, _CompactIds, _CompactTerms
 from bot.engine.passages import make_passages
-from bot.engine.ranking import LayeredRanker, Ranker, RankingWeights, passage_terms
+from bot.engine.ranking import LayeredRanker, Ranker, RankingWeights, compact_layer, passage_terms
 from bot.engine.semantic import shared_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +45,9 @@ def test_layered_fields_score_as_one_index_over_every_layer(variant: str) -> Non
     params = BM25Params(variant=variant)  # type: ignore[arg-type]
     article = [p for d in documents(CORPUS) for p in make_passages(d)]
     faq = [p for d in documents(FAQ) for p in make_passages(d)]
-    layered = LayeredRanker(
-        [Ranker(article, params, RankingWeights()), Ranker(faq, params, RankingWeights())]
-    )
+    server_layer = Ranker(faq, params, RankingWeights())
+    compact_layer(server_layer)  # as a server's engine keeps its documents' layers
+    layered = LayeredRanker([Ranker(article, params, RankingWeights()), server_layer])
     whole = Ranker(article + faq, params, RankingWeights())
     for question in ["Who called Musk a rocket man?", "How much does the bike cost?", "musk trump x bike"]:
         terms = passage_terms(make_passages(note("q", question))[0])
@@ -108,3 +110,50 @@ def test_a_server_engines_vectors_are_its_layers_not_a_copy(tmp_path: Path) -> N
     faq = server.parts[1]
     texts = {p.text for p in faq.passages} | {s for group in faq.ranker.sentence_texts for s in group}
     assert embedder.texts_encoded - before == len(texts)  # the FAQ's passages and sentences only
+
+
+def test_a_document_indexed_in_a_worker_process_answers_as_one_indexed_here(tmp_path: Path) -> None:
+    base = Engine(documents(CORPUS), semantic=False, vector_cache=tmp_path)
+    apart = base.with_documents(documents(FAQ), process_above=0)
+    here = base.with_documents(documents(FAQ), process_above=10**9)
+    # The worker's index is what the layer maps; the other layer was built in this process.
+    assert [part.index_from_disk for part in apart.parts[1:]] == [True]
+    assert [part.index_from_disk for part in here.parts[1:]] == [False]
+    for question in questions():
+        got, want = apart.ask(question, k=5), here.ask(question, k=5)
+        assert (got.answered, got.reason, got.sentence) == (want.answered, want.reason, want.sentence)
+        assert [(h.passage.id, h.score, h.confidence) for h in got.hits] == [
+            (h.passage.id, h.score, h.confidence) for h in want.hits
+        ]
+
+
+def test_a_compact_vocabulary_finds_what_the_vocabulary_holds() -> None:
+    terms = ["musk", "café", "", "#tag", "x"] + [f"t{i}" for i in range(1000)]
+    compact = CompactVocabulary(Vocabulary(terms))
+    assert len(compact) == len(terms) and list(compact.terms) == terms
+    assert [compact.ids.get(t) for t in terms] == list(range(len(terms)))
+    assert compact.ids.get("trump") is None and "trump" not in compact.ids and "musk" in compact.ids
+    with pytest.raises(KeyError):
+        compact.ids["trump"]
+
+
+def test_compact_ids_tell_terms_of_equal_hash_apart_by_their_text() -> None:
+    terms = CompactVocabulary(Vocabulary(["alpha", "beta", "gamma"])).terms
+    assert isinstance(terms, _CompactTerms)
+    ids = _CompactIds(np.asarray([7, 7, 9], dtype=np.int64), np.asarray([1, 0, 2], dtype=np.int32), terms)
+    found = ids.find(np.asarray([7, 7, 7, 9], dtype=np.int64), ["alpha", "beta", "delta", "gamma"])
+    assert found.tolist() == [0, 1, -1, 2]
+
+
+def test_a_worker_that_fails_means_the_document_is_indexed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(engine_module, "WORKER_TIMEOUT", 0.001)  # stopped before it starts
+    base = Engine(documents(CORPUS), semantic=False, vector_cache=tmp_path)
+    server = base.with_documents(documents(FAQ), process_above=0)
+    assert "indexing 1 documents in a worker failed" in caplog.text
+    whole = Engine(documents(CORPUS) + documents(FAQ), semantic=False)
+    question = "How much does the bike cost?"
+    assert [h.passage.id for h in server.ask(question).hits] == [
+        h.passage.id for h in whole.ask(question).hits
+    ]

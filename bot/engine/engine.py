@@ -6,7 +6,11 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +33,7 @@ from .fusion import RERANK_ABOVE, RERANK_CANDIDATES, LayeredVectors, PassageVect
 from .index import BM25Params, top_k
 from .memory import release_freed_memory
 from .passages import MAX_WORDS, Passage, make_passages, split_sentences
-from .ranking import LayeredRanker, Ranker, RankingWeights
+from .ranking import LayeredRanker, Ranker, RankingWeights, compact_layer
 from .semantic import (
     Availability,
     SemanticUnavailable,
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1  # the on-disk index's layout (ranking.Ranker.save)
 INDEX_CACHE_ABOVE = 2000  # passages: a smaller corpus builds about as fast as it reads back
+# Characters: a server document this long (about 500 passages, 0.3 s of indexing) is indexed in a
+# worker process; below it the process would cost more than it saves.
+BUILD_APART_ABOVE = 200_000
+WORKER_TIMEOUT = 600  # seconds: a worker indexing a server's documents that takes longer is stopped
 MAX_QUESTION_CHARS = 2000  # longer questions are read up to here; nobody asks in more
 # A follow-up's context (the question and answer it follows) weighs this much of the question itself,
 # in BM25 (all its terms together) and in the question's vector, so "and what did he reply?" finds
@@ -262,19 +270,34 @@ class Engine:
         return cls(documents, load_errors=errors, **kwargs)
 
     def with_documents(
-        self, extra: Sequence[Document], *, defer_vectors: bool = False, previous: Engine | None = None
+        self,
+        extra: Sequence[Document],
+        *,
+        defer_vectors: bool = False,
+        previous: Engine | None = None,
+        process_above: int = BUILD_APART_ABOVE,
     ) -> Engine:
         """An engine over these documents plus ``extra`` (a server's own documents), as layers:
         this engine's index and vectors are shared, not copied, and each extra document is a layer
         of its own, built (and its vectors read or encoded) alone. ``previous``: the server's
         engine before a change; its layers for documents that did not change are reused, so adding
-        or removing a document costs that document, not the corpus or the server's other ones."""
+        or removing a document costs that document, not the corpus or the server's other ones.
+        ``process_above``: documents of this many characters or more are indexed in a worker process."""
         if not extra:
             return self
         reusable = {part._layer_key: part for part in (previous.parts[1:] if previous is not None else [])}
+        keys = [_document_key(d) for d in extra]
+        # A large new document's index is built in a worker process, saved to the index cache and
+        # mapped here: a build in this process holds the interpreter lock for seconds, and every
+        # other server's questions wait on it.
+        apart = [
+            (key, d)
+            for key, d in zip(keys, extra, strict=True)
+            if key not in reusable and _characters(d) >= process_above
+        ]
+        built_apart = self._build_apart(apart) if apart else set()
         parts = [self]
-        for document in extra:
-            key = _document_key(document)
+        for key, document in zip(keys, extra, strict=True):
             part = reusable.get(key)
             if part is None:
                 part = Engine(
@@ -288,10 +311,48 @@ class Engine:
                     decision=self.decision,
                     rerank_above=self.rerank_above,
                     rerank_candidates=self.rerank_candidates,
-                    index_cache_above=self.index_cache_above,
+                    # what the worker saved is read back whatever its size
+                    index_cache_above=0 if key in built_apart else self.index_cache_above,
                 )
+                compact_layer(part.ranker)  # a layer from now on: its vocabularies without dicts
             parts.append(part)
         return Engine._layered(parts, defer_vectors=defer_vectors, previous=previous)
+
+    def _build_apart(self, documents: list[tuple[str, Document]]) -> set[str]:
+        """Index ``documents`` (with their keys) in one worker process, each saved into the index
+        cache; the keys of those it saved. Any trouble there means they are built here instead."""
+        job = pickle.dumps(
+            ([d for _, d in documents], self.params, self.weights, self.max_words, self.vector_cache)
+        )
+        # A fresh interpreter that imports the engine only: multiprocessing's "spawn" would run
+        # the main script's top level again, and a fork would copy a threaded process.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", "from bot.engine.engine import _index_in_worker; _index_in_worker()"],
+                input=job,
+                env=env,
+                capture_output=True,
+                check=True,
+                timeout=WORKER_TIMEOUT,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:  # a slower add, never a failed one
+            detail = (
+                exc.stderr.decode(errors="replace")[-500:]
+                if isinstance(exc, subprocess.CalledProcessError)
+                else ""
+            )
+            log.warning(
+                "indexing %d documents in a worker failed (%s %s); indexing here", len(documents), exc, detail
+            )
+            return set()
+        if done.stderr.strip():  # its warnings (an index it could not save is then built here)
+            log.warning("index worker: %s", done.stderr.decode(errors="replace").strip()[-500:])
+        return {key for key, _ in documents}
 
     @property
     def _layer_key(self) -> str:
@@ -463,6 +524,27 @@ def _index_code() -> str:
     for name in ("analyzer.py", "passages.py", "index.py", "ranking.py", "answers.py"):
         digest.update((here / name).read_bytes())
     return digest.hexdigest()
+
+
+def _index_in_worker() -> None:
+    """A worker process's whole work (``Engine._build_apart``): the documents and settings as a
+    pickle on stdin; each document's index built and saved into the cache (however small), where
+    the server's engine finds it."""
+    documents, params, weights, max_words, cache = pickle.loads(sys.stdin.buffer.read())
+    for document in documents:
+        Engine(
+            [document],
+            params=params,
+            weights=weights,
+            max_words=max_words,
+            semantic=False,
+            vector_cache=cache,
+            index_cache_above=0,
+        )
+
+
+def _characters(document: Document) -> int:
+    return sum(len(block.text) for block in document.blocks)
 
 
 def _document_key(document: Document) -> str:

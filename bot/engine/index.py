@@ -18,7 +18,7 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 from __future__ import annotations
 
 import threading
-from array import array
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -426,11 +426,17 @@ def top_k(ids: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
     return [(int(ids[i]), float(scores[i])) for i in order]
 
 
+REMEMBERED_TERMS = 65536  # terms whose layered count or name-ness is remembered
+
+
 class LayeredCounts(Mapping[str, int]):
     """Several layers' per-term counts read as one: a term's count is the sum over the layers."""
 
     def __init__(self, layers: Sequence[Mapping[str, int]]) -> None:
         self.layers = list(layers)
+        # A term's total, once asked: a question's decision reads each of its terms' counts
+        # several times, and a server document's layer finds a term by a binary search.
+        self._known: dict[str, int] = {}
 
     def __getitem__(self, term: str) -> int:
         total: int | None = self.get(term)
@@ -439,11 +445,15 @@ class LayeredCounts(Mapping[str, int]):
         return total
 
     def get(self, term: str, default: Any = None) -> Any:
-        total = sum(layer.get(term, 0) for layer in self.layers)
+        total = self._known.get(term)
+        if total is None:
+            if len(self._known) >= REMEMBERED_TERMS:  # questions bring any words: kept bounded
+                self._known.clear()
+            total = self._known[term] = sum(layer.get(term, 0) for layer in self.layers)
         return total if total else default
 
     def __contains__(self, term: object) -> bool:
-        return any(term in layer for layer in self.layers)
+        return isinstance(term, str) and self.get(term) is not None
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -457,33 +467,149 @@ class LayeredCounts(Mapping[str, int]):
         return sum(1 for _ in self)
 
 
-class _Union:
-    """Terms to their document frequency summed over some layers."""
+class CompactVocabulary(Vocabulary):
+    """A server document's vocabulary once its layer is built, read-only and without Python dicts:
+    the terms as one UTF-8 blob, and their ``hash()`` values sorted (a term is found by a binary
+    search, then checked against its text). About 25 bytes a term where a ``Vocabulary`` holds
+    about 110 (a dict entry, a list slot, a string object): a 1 MB document has some 35,000 terms
+    and 22,000 prefixes. ``hash`` is per process, and so are these (nothing of it is saved)."""
 
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.df = array("q")
+    def __init__(self, vocabulary: Vocabulary) -> None:  # no super(): no dict is kept
+        terms = vocabulary.terms
+        encoded = [t.encode("utf-8") for t in terms]
+        offsets = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        hashes = np.fromiter(map(hash, terms), dtype=np.int64, count=len(terms))
+        order = np.argsort(hashes, kind="stable").astype(np.int32)
+        compact = _CompactTerms(b"".join(encoded), offsets)
+        self.terms = compact  # type: ignore[assignment]
+        self.ids = _CompactIds(hashes[order], order, compact)  # type: ignore[assignment]
+
+    def id(self, term: str) -> int:
+        found = self.ids.get(term)
+        if found is None:
+            raise TypeError(f"a compact vocabulary is read-only: {term!r} is not in it")
+        return found
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+class _CompactTerms(Sequence[str]):
+    """Terms by id, cut out of one UTF-8 blob."""
+
+    def __init__(self, blob: bytes, offsets: npt.NDArray[np.int64]) -> None:
+        self.blob, self.offsets = blob, offsets
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return self.blob[start:end].decode("utf-8")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+class _CompactIds(Mapping[str, int]):
+    """Term to id by binary search in the sorted hashes; equal hashes are told apart by the text."""
+
+    def __init__(self, hashes: npt.NDArray[np.int64], order: IntArray, terms: _CompactTerms) -> None:
+        self.hashes, self.order, self.terms = hashes, order, terms
+
+    def get(self, term: str, default: Any = None) -> Any:
+        found = int(self.find(np.asarray([hash(term)], dtype=np.int64), [term])[0])
+        return found if found >= 0 else default
+
+    def find(self, hashes: npt.NDArray[np.int64], terms: Sequence[str]) -> IntArray:
+        """The ids of several terms at once (their hashes given), -1 for a term not here."""
+        at = np.searchsorted(self.hashes, hashes)
+        found = np.full(len(terms), -1, dtype=np.int32)
+        n = len(self.hashes)
+        for k in np.flatnonzero((at < n) & (self.hashes[np.minimum(at, n - 1)] == hashes)).tolist():
+            i = int(at[k])
+            while i < n and self.hashes[i] == hashes[k]:
+                if self.terms[int(self.order[i])] == terms[k]:
+                    found[k] = self.order[i]
+                    break
+                i += 1
+        return found
+
+    def __getitem__(self, term: str) -> int:
+        found: int | None = self.get(term)
+        if found is None:
+            raise KeyError(term)
+        return found
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self.get(term) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.terms)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+def term_hashes(terms: Sequence[str]) -> npt.NDArray[np.int64]:
+    return np.fromiter(map(hash, terms), dtype=np.int64, count=len(terms))
+
+
+def local_ids(vocabulary: Vocabulary, terms: Sequence[str], hashes: npt.NDArray[np.int64]) -> list[int]:
+    """The ids of ``terms`` in one layer's vocabulary (-1: not there); a compact one in one search."""
+    if isinstance(vocabulary.ids, _CompactIds):
+        found: list[int] = vocabulary.ids.find(hashes, terms).tolist()
+        return found
+    ids = vocabulary.ids
+    return [ids.get(t, -1) for t in terms]
+
+
+class _Union:
+    """Terms to their document frequency summed over some layers, as two arrays: the terms'
+    ``hash()`` values, sorted, and their summed counts (a dict of every term of 30 documents of
+    1 MB held a million entries, copied at each add). Two different terms of equal 64-bit hash
+    would count as one here, for the mean IDF only: about one chance in 10^8 at a million terms."""
+
+    def __init__(
+        self, keys: npt.NDArray[np.int64] | None = None, df: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        self.keys = keys if keys is not None else np.empty(0, dtype=np.int64)
+        self.df = df if df is not None else np.empty(0, dtype=np.int64)
 
     def copy(self) -> _Union:
-        other = _Union()
-        other.ids, other.df = dict(self.ids), array("q", self.df)
-        return other
+        return _Union(self.keys, self.df)  # never written in place: ``add`` makes new arrays
 
     def add(self, layer: BM25Index) -> None:
-        ids, df, terms, counts = self.ids, self.df, layer.vocabulary.terms, np.asarray(layer.df)
-        for i in np.flatnonzero(counts).tolist():
-            j = ids.setdefault(terms[i], len(df))
-            if j == len(df):
-                df.append(int(counts[i]))
-            else:
-                df[j] += int(counts[i])
+        counts = np.asarray(layer.df)
+        seen = np.flatnonzero(counts)
+        vocabulary = layer.vocabulary
+        if isinstance(vocabulary, CompactVocabulary):
+            ids = vocabulary.ids
+            assert isinstance(ids, _CompactIds)
+            hashes = np.empty(len(vocabulary), dtype=np.int64)
+            hashes[ids.order] = ids.hashes
+        else:
+            hashes = _hashes_of(vocabulary)
+        keys, inverse = np.unique(np.concatenate([self.keys, hashes[seen]]), return_inverse=True)
+        df = np.bincount(inverse, weights=np.concatenate([self.df, counts[seen]]), minlength=len(keys))
+        self.keys, self.df = keys, df.astype(np.int64)
 
     def mean_idf(self, passages: int, params: BM25Params) -> float:
         """BM25Okapi's mean IDF over the union, before its floor (as rank-bm25 takes it)."""
         if not len(self.df):
             return 0.0
-        d = np.frombuffer(self.df, dtype=np.int64).astype(np.float64)
-        return float(_raw_idf(d, passages, params).mean())
+        return float(_raw_idf(self.df.astype(np.float64), passages, params).mean())
+
+
+# The shared corpus's term hashes, made once per vocabulary (every server's union starts with it).
+_corpus_hashes: weakref.WeakKeyDictionary[Vocabulary, npt.NDArray[np.int64]] = weakref.WeakKeyDictionary()
+
+
+def _hashes_of(vocabulary: Vocabulary) -> npt.NDArray[np.int64]:
+    found = _corpus_hashes.get(vocabulary)
+    if found is None or len(found) != len(vocabulary):
+        found = _corpus_hashes[vocabulary] = term_hashes(vocabulary.terms)
+    return found
 
 
 class LayeredField:
@@ -534,11 +660,15 @@ class LayeredField:
         p = self.params
         parts = []
         baseline = 0.0
-        for term, count in query.items():
+        terms = list(query)
+        hashes = term_hashes(terms)
+        # Each layer's ids for the question's terms, found in one search per layer.
+        by_layer = [local_ids(layer.vocabulary, terms, hashes) for layer in self.layers]
+        for k, count in enumerate(query.values()):
             found: list[tuple[int, BM25Index, int]] = []
             for i, layer in enumerate(self.layers):
-                tid = layer.vocabulary.ids.get(term)
-                if tid is not None and layer.df[tid] > 0:
+                tid = by_layer[i][k]
+                if tid >= 0 and layer.df[tid] > 0:
                     found.append((i, layer, tid))
             if not found:
                 continue

@@ -43,8 +43,10 @@ import numpy.typing as npt
 from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, normalize_in_place, token_terms
 from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
 from .index import (
+    REMEMBERED_TERMS,
     BM25Index,
     BM25Params,
+    CompactVocabulary,
     Counts,
     FloatArray,
     IntArray,
@@ -596,6 +598,8 @@ class LayeredNames(AbstractSet[str]):
             return False
         found = self._known.get(term)
         if found is None:
+            if len(self._known) >= REMEMBERED_TERMS:  # questions bring any words: kept bounded
+                self._known.clear()
             upper = lower = 0
             for layer in self.layers:
                 tid = layer.vocabulary.ids.get(term)
@@ -608,14 +612,32 @@ class LayeredNames(AbstractSet[str]):
     def __iter__(self) -> Iterator[str]:
         seen = {t for layer in self.layers for t in layer.names}
         seen |= {
-            t
+            layer.vocabulary.terms[i]
             for layer in self.layers
-            for t in np.asarray(layer.vocabulary.terms)[np.asarray(layer.upper_count) > 0]
+            for i in np.flatnonzero(np.asarray(layer.upper_count) > 0).tolist()
         }
         return (t for t in sorted(seen) if t in self)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def compact_layer(ranker: Ranker) -> None:
+    """Make a server document's ranker lighter to keep, once built or loaded: its vocabularies
+    become ``index.CompactVocabulary`` (no dict of terms), in place, so everything that reads
+    them (its fields, counts and decider) reads the compact ones. It is then a layer only: nothing
+    can add terms to it."""
+    if isinstance(ranker.vocabulary, CompactVocabulary):
+        return
+    terms, prefixes = CompactVocabulary(ranker.vocabulary), CompactVocabulary(ranker.prefix_vocabulary)
+    ranker.vocabulary, ranker.prefix_vocabulary = terms, prefixes
+    for field in (ranker.passages, ranker.sentences):
+        assert isinstance(field, BM25Index), "layers are built rankers"
+        field.vocabulary = terms
+        assert isinstance(field.doc_freq, Counts)
+        field.doc_freq.vocabulary = terms
+    assert isinstance(ranker.prefix_doc_freq, Counts)
+    ranker.prefix_doc_freq.vocabulary = prefixes
 
 
 def _built(field: BM25Index | LayeredField) -> BM25Index:
