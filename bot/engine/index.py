@@ -67,7 +67,9 @@ class Counts(Mapping[str, int]):
     for the terms whose count is not zero."""
 
     def __init__(self, vocabulary: Vocabulary, counts: npt.NDArray[Any]) -> None:
-        self.vocabulary, self.counts = vocabulary, counts
+        # A plain array even over a memory-mapped file: a ``memmap``'s own indexing costs a Python
+        # call per scalar read, and the decision reads counts one by one.
+        self.vocabulary, self.counts = vocabulary, np.asarray(counts)
 
     def __getitem__(self, term: str) -> int:
         count: int | None = self.get(term)
@@ -256,19 +258,48 @@ class BM25Index:
         rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
         if not rows:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        buffer, _ = self._scratch.buffers()
-        postings, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
-        assert weights is not None
-        parts = []
-        for tid, count in rows:
-            start, end = indptr[tid], indptr[tid + 1]
-            ids = postings[start:end]
-            buffer[ids] += weights[start:end] * count if count != 1 else weights[start:end]
-            parts.append(ids)
-        candidates, scores = self._scratch.collect(parts)
+        candidates, scores = self._accumulate(rows)
         if self.params.variant != "okapi":
             scores += self._baseline(query)
         return candidates, scores
+
+    def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IntArray]:
+        """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
+        postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in
+        row order, as a per-term loop into a buffer would (same sums), at a fifth of the cost of
+        fancy-indexed adds, and no buffer to clear."""
+        ids, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
+        assert weights is not None
+        spans = [(int(indptr[tid]), int(indptr[tid + 1]), count) for tid, count in rows]
+        touched = np.concatenate([ids[a:b] for a, b, _ in spans])
+        added = np.concatenate([weights[a:b] * c if c != 1 else weights[a:b] for a, b, c in spans])
+        return np.bincount(touched, added, minlength=self.size), touched
+
+    def _accumulate(self, rows: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
+        """(passages holding one of the rows' terms, ascending; their scores)."""
+        if len(rows) == 1:  # one posting list: its passages are distinct and sorted already
+            (tid, count), indptr = rows[0], self.postings.indptr
+            a, b = int(indptr[tid]), int(indptr[tid + 1])
+            weights = self.postings.values
+            assert weights is not None
+            return self.postings.ids[a:b], (weights[a:b] * count if count != 1 else weights[a:b]).astype(
+                np.float64
+            )
+        dense, touched = self.dense_scores(rows)
+        if self._all_positive(rows):  # every weight added is > 0: a passage scores iff it matched
+            candidates: IntArray = np.flatnonzero(dense > 0).astype(np.int32)
+        else:  # an IDF of 0 or below (tiny corpora): mark what the postings touched
+            held = np.zeros(self.size, dtype=bool)
+            held[touched] = True
+            candidates = np.flatnonzero(held).astype(np.int32)
+        return candidates, dense[candidates]
+
+    def _all_positive(self, rows: Sequence[tuple[int, float]]) -> bool:
+        """Whether every posting weight of these rows is above zero: Okapi and BM25+ weigh a
+        posting its IDF times a positive saturation, so a positive IDF and count suffice."""
+        if self.params.variant == "l":
+            return False
+        return all(count > 0 and self.idf_array[tid] > 0 for tid, count in rows)
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """The ``k`` best (passage id, score) pairs, best first; ties keep passage order."""

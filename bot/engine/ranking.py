@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, token_terms
-from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
+from .analyzer import _TOKEN, analyze, normalize, token_terms
+from .answers import DATE, QUANTITY, PassageWords
 from .index import (
     BM25Index,
     BM25Params,
@@ -124,6 +124,48 @@ class _Surfaces:
             np.asarray(quantity, dtype=bool),
             np.asarray(century, dtype=bool),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardIndex:
+    """Each passage's (term id, prefix id) pairs in text order, heading first, and where each of
+    its sentences' pairs lie: what ``analyze_pairs`` gives for the heading and each sentence, kept
+    from the build so the decision never tokenises a hit's text again."""
+
+    terms: IntArray
+    prefixes: IntArray
+    passage_start: npt.NDArray[np.int64]  # passage p's pairs: [passage_start[p], passage_start[p + 1])
+    sentence_span: npt.NDArray[np.int64]  # sentence s's pairs: [sentence_span[s, 0], sentence_span[s, 1])
+
+    @classmethod
+    def of(
+        cls,
+        term_ids: IntArray,
+        term_prefixes: IntArray,
+        term_passage: IntArray,
+        term_sentence: IntArray,
+        sentence_start: npt.NDArray[np.int64],
+    ) -> ForwardIndex:
+        """From the build's per-occurrence arrays (passage-major: heading, then each sentence)."""
+        n, n_sentences = len(sentence_start) - 1, int(sentence_start[-1])
+        passage_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_passage, minlength=n), out=passage_start[1:])
+        in_sentence = term_sentence >= 0
+        heading = np.bincount(term_passage[~in_sentence], minlength=n)
+        per_sentence = np.bincount(term_sentence[in_sentence], minlength=n_sentences)
+        earlier = np.cumsum(per_sentence) - per_sentence  # pairs of all earlier sentences
+        owner = np.repeat(np.arange(n), np.diff(sentence_start))
+        first = passage_start[:-1][owner] + heading[owner] + earlier - earlier[sentence_start[:-1][owner]]
+        span = np.stack([first, first + per_sentence], axis=1).astype(np.int64)
+        return cls(term_ids.astype(np.int32), term_prefixes.astype(np.int32), passage_start, span)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {
+            "forward.terms": self.terms,
+            "forward.prefixes": self.prefixes,
+            "forward.passage_start": self.passage_start,
+            "forward.sentence_span": self.sentence_span,
+        }
 
 
 def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
@@ -225,6 +267,7 @@ class Ranker:
         self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
+        self.forward = ForwardIndex.of(term_ids, term_prefixes, term_passage, term_sentence, self.sentence_start)
 
         # 5. How many passages hold each prefix (the decision's fallback for a word the stemmer
         # missed), and the names: terms mostly written capitalised mid-sentence, or digits.
@@ -279,6 +322,7 @@ class Ranker:
                     [self.prefix_doc_freq.get(p, 0) for p in self.prefix_vocabulary.terms], dtype=np.int64
                 ),
             }
+            arrays |= self.forward.arrays()
             for field, index in (("passages", self.passages), ("sentences", self.sentences)):
                 assert isinstance(index, BM25Index)  # a layered ranker is saved layer by layer
                 arrays |= {f"{field}.{name}": array for name, array in index.arrays().items()}
@@ -319,6 +363,9 @@ class Ranker:
         ranker.sentence_start = array("sentence_start")
         ranker.sentence_spans = array("sentence_spans")
         ranker.has_date, ranker.has_quantity = array("has_date"), array("has_quantity")
+        ranker.forward = ForwardIndex(
+            *(array(f"forward.{name}") for name in ("terms", "prefixes", "passage_start", "sentence_span"))
+        )
         terms = ranker.vocabulary.terms
         ranker.names = {terms[i] for i in array("names").tolist()}
         ranker.upper_count, ranker.lower_count = array("upper_count"), array("lower_count")
@@ -330,10 +377,26 @@ class Ranker:
         return ranker
 
     def words(self, pid: int) -> PassageWords:
-        """Passage ``pid``'s distinct terms and prefixes, for the decision: re-read from its text
-        for the few hits of a question (tens of microseconds), so no per-passage sets are kept."""
-        passage = self.passages_list[pid]
-        return words_of_pairs(analyze_pairs(passage.section) + analyze_pairs(passage.text))
+        """Passage ``pid``'s distinct terms and prefixes, for the decision (``words_of_pairs`` of
+        its heading's and text's ``analyze_pairs``), read from the forward index."""
+        found = self.forward
+        return self._words(found, int(found.passage_start[pid]), int(found.passage_start[pid + 1]))
+
+    def sentence_words(self, pid: int) -> list[tuple[str, PassageWords]]:
+        """Passage ``pid``'s sentences (as ``split_sentences`` cuts them) and each one's words
+        (``words_of``), read from the forward index."""
+        found = self.forward
+        first, end = int(self.sentence_start[pid]), int(self.sentence_start[pid + 1])
+        texts = self.sentences_of(pid)
+        spans = found.sentence_span[first:end].tolist()
+        return [(text, self._words(found, a, b)) for text, (a, b) in zip(texts, spans, strict=True)]
+
+    def _words(self, found: ForwardIndex, a: int, b: int) -> PassageWords:
+        terms, prefixes = self.vocabulary.terms, self.prefix_vocabulary.terms
+        return PassageWords(
+            frozenset([terms[i] for i in found.terms[a:b].tolist()]),
+            frozenset([prefixes[i] for i in found.prefixes[a:b].tolist()]),
+        )
 
     def sentences_of(self, pid: int) -> list[str]:
         """Passage ``pid``'s sentences, as ``split_sentences`` cuts them."""
@@ -422,6 +485,20 @@ class LayeredRanker(Ranker):
 
     def save(self, directory: Path) -> None:
         raise TypeError("a layered ranker is saved layer by layer")
+
+    def _layer_of(self, pid: int) -> tuple[Ranker, int]:
+        """The layer holding passage ``pid``, and the passage's id within it."""
+        offsets = self.passages.offsets
+        i = int(np.searchsorted(offsets, pid, side="right")) - 1
+        return self.layers[i], pid - int(offsets[i])
+
+    def words(self, pid: int) -> PassageWords:
+        layer, local = self._layer_of(pid)
+        return layer.words(local)
+
+    def sentence_words(self, pid: int) -> list[tuple[str, PassageWords]]:
+        layer, local = self._layer_of(pid)
+        return layer.sentence_words(local)
 
 
 class LayeredNames(AbstractSet[str]):
