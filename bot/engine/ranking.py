@@ -267,7 +267,10 @@ class Ranker:
         self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
-        self.forward = ForwardIndex.of(term_ids, term_prefixes, term_passage, term_sentence, self.sentence_start)
+        # What the decision reads of a hit, so that no hit's text is tokenised at query time.
+        self.forward = ForwardIndex.of(
+            term_ids, term_prefixes, term_passage, term_sentence, self.sentence_start
+        )
 
         # 5. How many passages hold each prefix (the decision's fallback for a word the stemmer
         # missed), and the names: terms mostly written capitalised mid-sentence, or digits.
