@@ -263,6 +263,19 @@ class BM25Index:
             scores += self._baseline(query)
         return candidates, scores
 
+    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """As ``score``, but a passage comes once per query term it holds: for a caller that takes
+        a maximum over them (the best sentence per passage), this spares finding distinct ids."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
+        rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
+        if not rows:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched = self.dense_scores(rows)
+        scores = dense[touched]
+        if self.params.variant != "okapi":
+            scores += self._baseline(query)
+        return touched, scores
+
     def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IntArray]:
         """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
         postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in

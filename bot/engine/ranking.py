@@ -419,7 +419,11 @@ class Ranker:
         (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
         main_ids, scores = self.passages.score(terms)
-        sent_ids, sent_scores = self.sentences.score(terms)
+        sentences = self.sentences
+        if isinstance(sentences, BM25Index):  # a sentence once per term it holds: the maximum is the same
+            sent_ids, sent_scores = sentences.posting_scores(terms)
+        else:
+            sent_ids, sent_scores = sentences.score(terms)
         if len(sent_ids):
             # Best sentence per passage: a running maximum into a dense per-thread buffer, read
             # back for the passages that matched, then cleared (a sentence matches only inside a
