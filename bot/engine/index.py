@@ -412,6 +412,13 @@ def top_k(ids: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
         return []
     if len(ids) > k:
         keep = np.argpartition(-scores, k - 1)[:k]
+        last = scores[keep].min()
+        tied = np.flatnonzero(scores == last)
+        if len(tied) > np.count_nonzero(scores[keep] == last):
+            # argpartition keeps any of the passages tied at the k-th score: keep the lowest ids
+            above = np.flatnonzero(scores > last)
+            tied = tied[np.argsort(ids[tied], kind="stable")][: k - len(above)]
+            keep = np.concatenate([above, tied])
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))
     return [(int(ids[i]), float(scores[i])) for i in order]
