@@ -6,8 +6,8 @@ once in float32, and rank-bm25's IDF (with BM25Okapi's floor for words in half t
 more) is computed directly from the document frequencies, without building a rank-bm25 model.
 ``tests/test_index.py`` holds that the scores equal rank-bm25's ``get_scores``.
 
-A question costs the postings of its terms: their weights are added into a dense per-thread
-buffer, and the passages they touch are found without sorting (``_distinct``). Membership ("does
+A question costs the postings of its terms: one ``bincount`` adds their weights into a score
+per passage, and the passages they touch are read back from it without sorting. Membership ("does
 passage p hold term t?") is a binary search in t's posting list, so no per-passage sets are kept.
 
 Variants, as in rank-bm25: ``okapi`` (BM25Okapi), ``plus`` (BM25+) and ``l`` (BM25L). For BM25L
@@ -17,7 +17,6 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 
 from __future__ import annotations
 
-import threading
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -176,7 +175,6 @@ class BM25Index:
         self.postings = PostingLists(terms, pids, n_terms, weight.astype(np.float32))
         self.df = df
         self.doc_freq = Counts(vocabulary, df)
-        self._scratch = _Scratch(passages)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Everything the index is, as arrays (``restore`` reads them back; the vocabulary apart)."""
@@ -207,7 +205,6 @@ class BM25Index:
         index.tf, index.lengths = arrays["tf"], arrays["lengths"]
         index.postings = PostingLists.of_arrays(arrays["indptr"], arrays["ids"], arrays["weights"])
         index.doc_freq = Counts(vocabulary, index.df)
-        index._scratch = _Scratch(index.size)
         return index
 
     @classmethod
@@ -286,7 +283,8 @@ class BM25Index:
         spans = [(int(indptr[tid]), int(indptr[tid + 1]), count) for tid, count in rows]
         touched = np.concatenate([ids[a:b] for a, b, _ in spans])
         added = np.concatenate([weights[a:b] * c if c != 1 else weights[a:b] for a, b, c in spans])
-        return np.bincount(touched, added, minlength=self.size), touched
+        # bincount sums weights in float64 already (astype: the type checker's view, no copy)
+        return np.bincount(touched, added, minlength=self.size).astype(np.float64, copy=False), touched
 
     def _accumulate(self, rows: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
         """(passages holding one of the rows' terms, ascending; their scores)."""
@@ -337,40 +335,6 @@ def _saturation(tf: FloatArray, norm: FloatArray, params: BM25Params) -> FloatAr
         ctd = tf / norm
         weight = (k1 + 1) * (ctd + delta) / (k1 + ctd + delta) - (k1 + 1) * delta / (k1 + delta)
     return weight
-
-
-class _Scratch:
-    """Per thread, a dense score buffer and a position buffer as long as the id space: a question
-    adds its postings' weights into the first, and ``collect`` reads back the ids it touched."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._local = threading.local()
-
-    def buffers(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-        local = self._local
-        if getattr(local, "score", None) is None:
-            local.score = np.zeros(self.size, dtype=np.float64)
-            local.position = np.zeros(self.size, dtype=np.int64)
-        return local.score, local.position
-
-    def collect(self, parts: list[IntArray]) -> tuple[IntArray, FloatArray]:
-        """The distinct ids of ``parts`` (the postings added) and their scores; the buffer is
-        cleared for the next question."""
-        buffer, position = self.buffers()
-        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
-        scores = buffer[candidates]
-        buffer[candidates] = 0.0
-        return candidates, scores
-
-
-def _distinct(ids: IntArray, position: npt.NDArray[np.int64]) -> IntArray:
-    """``ids`` without repeats, without sorting: each id keeps its last occurrence. ``position`` is
-    a scratch array as long as the id space (its old contents do not matter)."""
-    order = np.arange(len(ids))
-    position[ids] = order
-    kept: IntArray = ids[position[ids] == order]
-    return kept
 
 
 def _baseline_per_term(params: BM25Params) -> float:
@@ -518,7 +482,6 @@ class LayeredField:
             for layer in self.layers:
                 self._union.add(layer)
         self._eps_mean = self._union.mean_idf(self.size, params) if params.variant == "okapi" else 0.0
-        self._scratch = _Scratch(self.size)
 
     def _idf(self, df: int) -> float:
         """A term's IDF over every layer (BM25Okapi's floor: epsilon x the union's mean IDF)."""
@@ -526,11 +489,35 @@ class LayeredField:
         return self.params.epsilon * self._eps_mean if self.params.variant == "okapi" and idf < 0 else idf
 
     def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
-        """(passage ids across the layers, scores), as ``BM25Index.score``."""
+        """(passage ids across the layers, ascending; scores), as ``BM25Index.score``."""
+        found = self._dense(query_terms)
+        if found is None:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched, baseline = found
+        held = np.zeros(self.size, dtype=bool)
+        held[touched] = True
+        candidates = np.flatnonzero(held).astype(np.int32)
+        return candidates, dense[candidates] + baseline
+
+    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """As ``BM25Index.posting_scores``: a passage once per query term it holds."""
+        found = self._dense(query_terms)
+        if found is None:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched, baseline = found
+        return touched, dense[touched] + baseline
+
+    def _dense(
+        self, query_terms: Sequence[str] | Mapping[str, float]
+    ) -> tuple[FloatArray, IntArray, float] | None:
+        """Every passage's score (0 where unmatched), the postings added, and BM25+/L's baseline;
+        None when no layer holds a query term. The weights are computed from the layers' term
+        frequencies and lengths with the statistics of the whole, then summed by one ``bincount``
+        in term order (the sums a per-term loop into a buffer gives)."""
         query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
-        buffer, _ = self._scratch.buffers()
         p = self.params
-        parts = []
+        parts: list[IntArray] = []
+        added: list[FloatArray] = []
         baseline = 0.0
         for term, count in query.items():
             found: list[tuple[int, BM25Index, int]] = []
@@ -548,13 +535,14 @@ class LayeredField:
                 ids = layer.postings.ids[start:end]
                 norm = 1 - p.b + p.b * layer.lengths[ids].astype(np.float64) / (self.avgdl or 1.0)
                 weights = _saturation(layer.tf[start:end].astype(np.float64), norm, p) * (idf * count)
-                where = ids + int(self.offsets[i])
-                buffer[where] += weights
-                parts.append(where)
+                parts.append(ids + int(self.offsets[i]))
+                added.append(weights)
         if not parts:
-            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        candidates, scores = self._scratch.collect(parts)
-        return candidates.astype(np.int32), scores + baseline
+            return None
+        touched = np.concatenate(parts)
+        weights = np.concatenate(added)
+        dense = np.bincount(touched, weights, minlength=self.size).astype(np.float64, copy=False)
+        return dense, touched.astype(np.int32, copy=False), baseline
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         return top_k(*self.score(query_terms), k)

@@ -419,11 +419,8 @@ class Ranker:
         (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
         main_ids, scores = self.passages.score(terms)
-        sentences = self.sentences
-        if isinstance(sentences, BM25Index):  # a sentence once per term it holds: the maximum is the same
-            sent_ids, sent_scores = sentences.posting_scores(terms)
-        else:
-            sent_ids, sent_scores = sentences.score(terms)
+        # A sentence comes once per query term it holds: the maximum below is the same.
+        sent_ids, sent_scores = self.sentences.posting_scores(terms)
         if len(sent_ids):
             # Best sentence per passage: a running maximum into a dense per-thread buffer, read
             # back for the passages that matched, then cleared (a sentence matches only inside a
@@ -495,6 +492,7 @@ class LayeredRanker(Ranker):
 
     def _layer_of(self, pid: int) -> tuple[Ranker, int]:
         """The layer holding passage ``pid``, and the passage's id within it."""
+        assert isinstance(self.passages, LayeredField)
         offsets = self.passages.offsets
         i = int(np.searchsorted(offsets, pid, side="right")) - 1
         return self.layers[i], pid - int(offsets[i])
