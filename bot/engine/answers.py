@@ -120,6 +120,7 @@ class QuestionView:
     weights: dict[Decider, dict[str, tuple[int, float]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    term_weights: dict[Decider, list[float]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
@@ -181,6 +182,13 @@ class Decider:
     def idf(self, q: QuestionView, term: str) -> float:
         return self._weight(q, term)[1]
 
+    def weights(self, q: QuestionView) -> list[float]:
+        """The IDF of each of ``q.terms``, in order (computed once per question)."""
+        found = q.term_weights.get(self)
+        if found is None:
+            found = q.term_weights[self] = [self.idf(q, t) for t in q.terms]
+        return found
+
     def _weight(self, q: QuestionView, term: str) -> tuple[int, float]:
         """(df, IDF) of a question's term, computed once per question (kept in the view)."""
         known = q.weights.get(self)
@@ -200,22 +208,25 @@ class Decider:
     def missing_max(self, q: QuestionView, words: PassageWords) -> float:
         """The weight of the heaviest question word the passage lacks, as a share of the whole:
         a question whose one rare word is missing asks about something else."""
-        weights = [self.idf(q, t) for t in q.terms]
+        weights = self.weights(q)
         missing = [w for t, w in zip(q.terms, weights, strict=True) if not self.holds(q, words, t)]
         return max(missing, default=0.0) / sum(weights) if weights else 0.0
 
     def subject_coverage(self, q: QuestionView, words: PassageWords) -> float:
         """Coverage of the question's words that are not names (1 when all are names): a passage
         that holds "Bluesky" but not "founded" names the subject without saying what was asked."""
-        weights = [(self.idf(q, t), self.holds(q, words, t)) for t in q.terms if t not in self.names]
+        weights = [
+            (w, self.holds(q, words, t))
+            for t, w in zip(q.terms, self.weights(q), strict=True)
+            if t not in self.names
+        ]
         total = sum(w for w, _ in weights)
         return sum(w for w, held in weights if held) / total if total else 1.0
 
     def coverage(self, q: QuestionView, words: PassageWords) -> float:
         """The share of the question's weight that the passage holds: the passage's confidence."""
         total = held = 0.0
-        for t in q.terms:
-            weight = self.idf(q, t)
+        for t, weight in zip(q.terms, self.weights(q), strict=True):
             total += weight
             if t in words.terms:
                 held += weight
@@ -230,7 +241,7 @@ class Decider:
 
     def unknown_share(self, q: QuestionView) -> float:
         """The share of the question's weight in words no document uses."""
-        weights = [(self.idf(q, t), self.known(q, t)) for t in q.terms]
+        weights = [(w, self.known(q, t)) for t, w in zip(q.terms, self.weights(q), strict=True)]
         total = sum(w for w, _ in weights)
         return sum(w for w, known in weights if not known) / total if total else 0.0
 
@@ -326,8 +337,9 @@ def best_sentence_words(
         read = [(sentence, words_of(sentence)) for sentence in split_sentences(passage.text)]
     sentences = [sentence for sentence, _ in read]
     scores = []
+    weights = list(zip(q.terms, decider.weights(q), strict=True))
     for sentence, words in read:
-        score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
+        score = sum(w for t, w in weights if decider.holds(q, words, t))
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)
         ):
