@@ -132,8 +132,8 @@ class ForwardIndex:
     its sentences' pairs lie: what ``analyze_pairs`` gives for the heading and each sentence, kept
     from the build so the decision never tokenises a hit's text again."""
 
-    terms: IntArray
-    prefixes: IntArray
+    terms: npt.NDArray[np.unsignedinteger[Any]]
+    prefixes: npt.NDArray[np.unsignedinteger[Any]]
     passage_start: npt.NDArray[np.int64]  # passage p's pairs: [passage_start[p], passage_start[p + 1])
     sentence_span: npt.NDArray[np.int64]  # sentence s's pairs: [sentence_span[s, 0], sentence_span[s, 1])
 
@@ -157,7 +157,9 @@ class ForwardIndex:
         owner = np.repeat(np.arange(n), np.diff(sentence_start))
         first = passage_start[:-1][owner] + heading[owner] + earlier - earlier[sentence_start[:-1][owner]]
         span = np.stack([first, first + per_sentence], axis=1).astype(np.int64)
-        return cls(term_ids.astype(np.int32), term_prefixes.astype(np.int32), passage_start, span)
+        # The narrowest unsigned type that holds the ids: two bytes an occurrence each while the
+        # vocabularies stay under 65,536 entries.
+        return cls(_narrow(term_ids), _narrow(term_prefixes), passage_start, span)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {
@@ -166,6 +168,12 @@ class ForwardIndex:
             "forward.passage_start": self.passage_start,
             "forward.sentence_span": self.sentence_span,
         }
+
+
+def _narrow(ids: IntArray) -> npt.NDArray[np.unsignedinteger[Any]]:
+    kind = np.min_scalar_type(int(ids.max()) if len(ids) else 0)
+    narrowed: npt.NDArray[np.unsignedinteger[Any]] = ids.astype(kind)
+    return narrowed
 
 
 def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
