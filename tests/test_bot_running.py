@@ -115,7 +115,7 @@ async def test_an_unexpected_error_is_private_for_the_member_and_full_in_the_log
             raise RuntimeError("database on fire")
 
         # Not log_question: a failed log no longer stops the answer (best effort, counted).
-        bot.storage.get_settings = broken  # type: ignore[method-assign]
+        bot.storage.admission = broken  # type: ignore[method-assign]
         with caplog.at_level(logging.ERROR):
             sent = await invoke(standin, "ask", {"question": "Who owns X?"})
     assert sent.ephemeral and sent.content.startswith("Something went wrong on my side")

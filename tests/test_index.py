@@ -124,6 +124,51 @@ def test_the_one_pass_date_and_quantity_flags_equal_the_regexes_over_the_text() 
     assert ranker.has_quantity.tolist() == [bool(QUANTITY.search(p.text)) for p in engine.passages]
 
 
+# Text that takes every path of the build's tokeniser: compatibility characters (a ligature, a
+# no-break space, a zero-width space: normalised sentence by sentence), runs of whitespace and
+# line breaks, curly quotes and accents (normalised once per passage), hashtags, acronyms,
+# possessives, words of punctuation only, a passage with no term at all.
+_AWKWARD = (
+    "The \ufb01rst fine day. Musk\u2019s #TrumpVsMusk trended in the U.S. and F. Scott\u00a0agreed.\n\n"
+    "Caf\u00e9 owners,   na\u00efve\tones\nand more. Of  them, \u2014 all. ! ?\n\n"
+    "Zero\u200bwidth words. Hidden ones \u2026\n\n"
+    "The Musk-Trump feud: 3/4 of 2022\u2019s posts. It's over. U.S. Then more, said Mr. Smith.\n\n"
+    "# \u00c9t\u00e9 heading\n\n"
+    "... -- !!!\n\n"
+    "Twenty-one people, $5 each, in the tenth century.\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 100_000])
+def test_the_chunked_one_pass_build_equals_the_reference_analysis(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build reads passages in chunks of whitespace words and analyses each distinct word
+    once; its fields must hold what ``analyze`` gives each passage (heading, then text) and each
+    sentence, whatever the chunk size."""
+    from bot.engine import ranking
+    from bot.engine.analyzer import analyze
+    from bot.engine.documents import parse_text
+    from bot.engine.passages import make_passages, split_sentences
+
+    monkeypatch.setattr(ranking, "_CHUNK", chunk)
+    awkward = parse_text(_AWKWARD, doc_id="awkward", default_title="awkward", markdown=True)
+    passages = [p for d in [*Engine.from_path(CORPUS).documents, awkward] for p in make_passages(d)]
+    ranker = ranking.Ranker(passages, BM25Params(), ranking.RankingWeights())
+    sentences = [analyze(s) for p in passages for s in split_sentences(p.text)]
+    for field, reference in [
+        (ranker.passages, BM25Index.of([passage_terms(p) for p in passages])),
+        (ranker.sentences, BM25Index.of(sentences)),
+    ]:
+        assert isinstance(field, BM25Index)
+        assert field.size == reference.size and field.avgdl == reference.avgdl
+        assert field.doc_freq == reference.doc_freq
+        for term in reference.vocabulary.terms:
+            got, expected = _dense(field, [term]), _dense(reference, [term])
+            assert got == pytest.approx(expected, rel=1e-6), term
+    assert len(ranker.sentence_owner) == len(sentences)
+
+
 def test_the_c_stemmer_gives_snowballs_stems() -> None:
     """PyStemmer (Snowball's C build) is what snowballstemmer runs when installed; the pure-Python
     stemmer is the reference."""

@@ -109,6 +109,17 @@ def normalize(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def normalize_in_place(text: str) -> str | None:
+    """``normalize(text)`` when normalising keeps every character at its offset (no compatibility
+    or invisible character), so a slice of it is the normalisation of the same slice of ``text``;
+    else None. Lets a build normalise a passage once instead of sentence by sentence."""
+    if text.isascii():  # of the folded characters only the backtick is ASCII; translate is slow
+        return text.replace("`", "'") if "`" in text else text
+    if not unicodedata.is_normalized("NFKC", text) or _INVISIBLE.search(text):
+        return None
+    return text.translate(_FOLD)
+
+
 def fold_accents(word: str) -> str:
     """``word`` (lowercase) without the accents of its Latin letters: "café" -> "cafe".
 

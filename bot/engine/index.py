@@ -30,6 +30,9 @@ Variant = Literal["okapi", "plus", "l"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
+# Distinct (term, passage) pairs of some passages: term ids, passage offsets from the block's
+# first passage, counts, and that first passage's id (BM25Index.of_blocks).
+PairBlock = tuple[IntArray, npt.NDArray[Any], npt.NDArray[Any], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +158,74 @@ class BM25Index:
         vocabulary: Vocabulary,
         params: BM25Params | None = None,
     ) -> None:
+        lengths = np.bincount(passage_of, minlength=passages).astype(np.float64)
+        terms, pids, tf = distinct_pairs(term_ids, passage_of, passages)
+        self._fill([(terms, pids, tf, 0)], lengths, vocabulary, params)
+
+    @classmethod
+    def of_blocks(
+        cls,
+        blocks: list[PairBlock],
+        lengths: FloatArray,
+        vocabulary: Vocabulary,
+        params: BM25Params | None = None,
+    ) -> BM25Index:
+        """An index from distinct (term, passage, count) triples in blocks (the ranker's chunks of
+        passages), each block sorted by term then passage, a term's passages ascending from block
+        to block; a block holds its passages as offsets from its first (a narrow dtype, as its
+        counts: blocks wait for the whole corpus, so they are kept small). ``lengths`` holds each
+        passage's number of terms. The blocks list is emptied as its blocks are placed, so their
+        memory goes as the postings fill."""
+        index = cls.__new__(cls)
+        index._fill(blocks, lengths, vocabulary, params)
+        return index
+
+    def _fill(
+        self,
+        blocks: list[PairBlock],
+        lengths: FloatArray,
+        vocabulary: Vocabulary,
+        params: BM25Params | None,
+    ) -> None:
         self.params = params = params or BM25Params()
-        self.size = passages
+        self.size = passages = len(lengths)
         self.vocabulary = vocabulary
         n_terms = len(vocabulary)
-        lengths = np.bincount(passage_of, minlength=passages).astype(np.float64)
         self.avgdl = float(lengths.mean()) if passages else 0.0
-        terms, pids, tf = distinct_pairs(term_ids, passage_of, passages)
-        df = np.bincount(terms, minlength=n_terms)
+        df = np.zeros(n_terms, dtype=np.int64)
+        for terms, _, _, _ in blocks:
+            df += np.bincount(terms, minlength=n_terms)
         self.idf_array = _idf(df, passages, params)
+        # Each block's postings go straight to their place in the term-major arrays: a term's
+        # postings of earlier blocks come first, so no global sort of the pairs is needed.
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        ids = np.empty(int(indptr[-1]), dtype=np.int32)
+        self.tf = np.empty(len(ids), dtype=np.float32)  # kept for layers (LayeredField)
+        cursor = indptr[:-1].copy()
+        while blocks:
+            terms, offsets, tf, first = blocks.pop(0)
+            block_df = np.bincount(terms, minlength=n_terms)
+            run_start = np.cumsum(block_df) - block_df
+            where = cursor[terms] + (np.arange(len(terms)) - run_start[terms])
+            ids[where] = offsets.astype(np.int32) + first
+            self.tf[where] = tf
+            cursor += block_df
+        # Weights computed a slice at a time, so float64 temporaries stay small at 1M passages.
         norm = 1 - params.b + params.b * lengths / (self.avgdl or 1.0)  # per-passage length normalisation
-        frequencies = tf.astype(np.float64)
-        weight = _saturation(frequencies, norm[pids], params) * self.idf_array[terms]
-        # Kept for layers (LayeredField): with other statistics the same postings weigh otherwise.
-        self.tf = frequencies.astype(
-            np.float32
-        )  # in posting order (distinct_pairs sorts by term, then passage)
+        weights = np.empty(len(ids), dtype=np.float32)
+        step = 1 << 22
+        for start in range(0, len(ids), step):
+            end = min(start + step, len(ids))
+            # The term of each posting in the slice: its rows' lengths, clipped to the slice.
+            first_row, last_row = np.searchsorted(indptr, [start, end - 1], side="right") - 1
+            bounds = np.clip(indptr[first_row : last_row + 2], start, end)
+            rows = np.repeat(np.arange(first_row, last_row + 1), np.diff(bounds))
+            frequencies = self.tf[start:end].astype(np.float64)
+            weight = _saturation(frequencies, norm[ids[start:end]], params) * self.idf_array[rows]
+            weights[start:end] = weight
         self.lengths = lengths.astype(np.float32)
-        self.postings = PostingLists(terms, pids, n_terms, weight.astype(np.float32))
+        self.postings = PostingLists.of_arrays(indptr, ids, weights)
         self.df = df
         self.doc_freq = Counts(vocabulary, df)
 

@@ -22,6 +22,9 @@ public question pushed out of the top three; they serve the decision only.
 
 from __future__ import annotations
 
+import functools
+import gc
+import itertools
 import re
 import shutil
 import tempfile
@@ -32,12 +35,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 import numpy.typing as npt
 
-from .analyzer import _TOKEN, analyze, normalize, token_terms
+from .analyzer import _TOKEN, analyze, normalize, normalize_in_place, token_terms
 from .answers import DATE, QUANTITY, PassageWords
 from .index import (
     BM25Index,
@@ -47,8 +50,8 @@ from .index import (
     IntArray,
     LayeredCounts,
     LayeredField,
+    PairBlock,
     Vocabulary,
-    distinct_pairs,
     top_k,
 )
 from .passages import Passage, sentence_spans
@@ -69,10 +72,12 @@ def passage_terms(passage: Passage) -> list[str]:
     return analyze(passage.section) + analyze(passage.text)
 
 
-_CURRENCY = re.compile(r"[$€£¥%]")  # the parts of DATE and QUANTITY that are not inside one token
+_CURRENCY_CHARS = "$€£¥%"  # the parts of DATE and QUANTITY that are not inside one token
 _SLASH_DATE = re.compile(r"\b\d{1,2}/\d{1,2}(/\d{2,4})?\b")
 _CENTURY = "century"  # "the tenth century" spans two tokens: such passages get the whole DATE regex
 DIGIT, UPPER, LOWER = 1, 2, 3  # a token's first character
+P = ParamSpec("P")
+_CHUNK = 16384  # passages read per step of a build
 # The words of answers.DATE and QUANTITY (tests/test_index.py checks the flags against the regexes).
 _TYPE_WORDS = frozenset(
     """
@@ -85,45 +90,114 @@ _TYPE_WORDS = frozenset(
 )
 
 
-@dataclass(slots=True)
-class _Surfaces:
-    """What each distinct surface token of a corpus is, computed once per distinct token."""
+_FIRST, _IS_DATE, _IS_QUANTITY, _IS_CENTURY = 3, 4, 8, 16  # a token's facts, packed in a small int
 
-    pointer: IntArray  # surface s's terms: terms[pointer[s]:pointer[s + 1]]
-    terms: IntArray
-    prefixes: IntArray
-    first: npt.NDArray[np.int8]  # DIGIT / UPPER / LOWER / 0
-    date: npt.NDArray[np.bool_]  # the token alone matches DATE (a year, a month, "10th")
-    quantity: npt.NDArray[np.bool_]  # the token alone matches QUANTITY (a number, "dozen")
-    century: npt.NDArray[np.bool_]
 
-    @classmethod
-    def of(cls, surfaces: Sequence[str], terms: Vocabulary, prefixes: Vocabulary) -> _Surfaces:
-        pointer = [0]
-        term_ids: list[int] = []
-        prefix_ids: list[int] = []
-        first, date, quantity, century = [], [], [], []
-        for surface in surfaces:
-            for term, prefix in token_terms(surface):
-                term_ids.append(terms.id(term))
-                prefix_ids.append(prefixes.id(prefix))
-            pointer.append(len(term_ids))
-            c = surface[0]
-            first.append(DIGIT if c.isdigit() else UPPER if c.isupper() else LOWER if c.islower() else 0)
-            # A word of letters only can match neither pattern unless it is one of their words.
-            typed = not surface.isalpha() or surface.lower() in _TYPE_WORDS
-            date.append(typed and DATE.search(surface) is not None)
-            quantity.append(typed and QUANTITY.search(surface) is not None)
-            century.append(surface.lower() == _CENTURY)
-        return cls(
-            np.asarray(pointer, dtype=np.int64),
-            np.asarray(term_ids, dtype=np.int32),
-            np.asarray(prefix_ids, dtype=np.int32),
-            np.asarray(first, dtype=np.int8),
-            np.asarray(date, dtype=bool),
-            np.asarray(quantity, dtype=bool),
-            np.asarray(century, dtype=bool),
-        )
+def _token_facts(surface: str) -> int:
+    """One distinct token's first character (DIGIT / UPPER / LOWER / 0) and whether it alone is a
+    date, a quantity or "century", packed in one small int (a build keeps one per distinct token,
+    and small ints are shared: no object each)."""
+    c = surface[0]
+    first = DIGIT if c.isdigit() else UPPER if c.isupper() else LOWER if c.islower() else 0
+    # A word of letters only can match neither pattern unless it is one of their words.
+    typed = not surface.isalpha() or surface.lower() in _TYPE_WORDS
+    return (
+        first
+        | (_IS_DATE if typed and DATE.search(surface) else 0)
+        | (_IS_QUANTITY if typed and QUANTITY.search(surface) else 0)
+        | (_IS_CENTURY if surface.lower() == _CENTURY else 0)
+    )
+
+
+class _Words:
+    """What each distinct whitespace-separated word of a corpus is (a word is one or more tokens,
+    or none: "Musk's," "U.S." "—"), analysed once, on first sight: its terms and prefixes, each
+    term's token (its rank in the word and first character), and whether a token of it alone is a
+    date, a quantity or "century". A token never holds whitespace, so a text's tokens are its
+    words' tokens in order: a corpus is read as word ids, and only distinct words meet the
+    tokeniser and the stemmer. Ids are given in order of first sight, terms and prefixes too."""
+
+    def __init__(self, terms: Vocabulary, prefixes: Vocabulary) -> None:
+        self.ids: defaultdict[str, int] = defaultdict()
+        # A new word takes the next id (a counter, not the dict's __len__: no reference cycle, so
+        # the table goes as soon as the build ends, with the cycle collector paused).
+        self.ids.default_factory = itertools.count().__next__
+        self.terms, self.prefixes = terms, prefixes
+        self.analysed = 0  # words [0, analysed) are in the arrays below
+        self.pointer = array("q", [0])  # word w's terms: [pointer[w], pointer[w + 1])
+        self.tokens = array("i")  # per word: how many tokens
+        self.date, self.quantity, self.century = array("b"), array("b"), array("b")
+        self.term, self.prefix = array("i"), array("i")  # per term of a word
+        self.token_rank = array("i")  # the rank of the term's token in its word
+        self.first = array("b")  # DIGIT / UPPER / LOWER / 0: the term's token's first character
+        self._token: dict[str, int] = {}  # a distinct token's facts (_token_facts)
+
+    def analyse_new(self) -> None:
+        """Analyse the words first seen since the last call."""
+        words = list(itertools.islice(reversed(self.ids), len(self.ids) - self.analysed))[::-1]
+        known, term_id, prefix_id = self._token, self.terms.id, self.prefixes.id
+        for word in words:
+            facts = 0
+            tokens = _TOKEN.findall(word)
+            for rank, surface in enumerate(tokens):
+                token = known.get(surface)
+                if token is None:
+                    token = known[surface] = _token_facts(surface)
+                facts |= token
+                for term, prefix in token_terms(surface):
+                    self.term.append(term_id(term))
+                    self.prefix.append(prefix_id(prefix))
+                    self.token_rank.append(rank)
+                    self.first.append(token & _FIRST)
+            self.pointer.append(len(self.term))
+            self.tokens.append(len(tokens))
+            self.date.append(bool(facts & _IS_DATE))
+            self.quantity.append(bool(facts & _IS_QUANTITY))
+            self.century.append(bool(facts & _IS_CENTURY))
+        self.analysed += len(words)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The tables as numpy arrays (copies: the tables keep growing)."""
+        names = ("pointer", "tokens", "date", "quantity", "century", "term", "prefix", "token_rank", "first")
+        return {name: np.array(getattr(self, name)) for name in names}
+
+
+class _Grown:
+    """Per-id counts summed over chunks, for an id space that grows from chunk to chunk."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(0, dtype=np.int64)
+
+    def add(self, ids: IntArray, size: int) -> None:
+        if len(self.counts) < size:
+            self.counts = np.concatenate([self.counts, np.zeros(size - len(self.counts), dtype=np.int64)])
+        self.counts += np.bincount(ids, minlength=len(self.counts))
+
+
+def _distinct_in_block(keys: IntArray, owners: IntArray, first_owner: int, owners_in_block: int) -> PairBlock:
+    """Distinct (key, owner) pairs of one chunk, sorted by key then owner, with their counts (one
+    in-place sort of packed pairs, not ``np.unique``: this runs three times a chunk). Owners are
+    kept as offsets from ``first_owner`` and, like the counts, in 16 bits when they fit: a 1M
+    build holds every chunk's pairs until the end."""
+    bits = max(owners_in_block, 1).bit_length()
+    packed = (keys.astype(np.int64) << bits) | (owners - first_owner)
+    packed.sort()
+    new = np.ones(len(packed), dtype=bool)
+    np.not_equal(packed[1:], packed[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    unique = packed[starts]
+    counts = np.diff(starts, append=len(packed))
+    return (
+        (unique >> bits).astype(np.int32),
+        _narrow(unique & ((1 << bits) - 1)),
+        _narrow(counts),
+        first_owner,
+    )
+
+
+def _narrow(values: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """Non-negative integers in 16 bits when they fit, else 32."""
+    return values.astype(np.uint16 if not len(values) or values.max() < 1 << 16 else np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,34 +206,31 @@ class ForwardIndex:
     its sentences' pairs lie: what ``analyze_pairs`` gives for the heading and each sentence, kept
     from the build so the decision never tokenises a hit's text again."""
 
-    terms: npt.NDArray[np.unsignedinteger[Any]]
-    prefixes: npt.NDArray[np.unsignedinteger[Any]]
+    terms: npt.NDArray[Any]  # uint16 while the vocabulary fits (``_narrow``), else int32
+    prefixes: npt.NDArray[Any]
     passage_start: npt.NDArray[np.int64]  # passage p's pairs: [passage_start[p], passage_start[p + 1])
     sentence_span: npt.NDArray[np.int64]  # sentence s's pairs: [sentence_span[s, 0], sentence_span[s, 1])
 
     @classmethod
     def of(
-        cls,
-        term_ids: IntArray,
-        term_prefixes: IntArray,
-        term_passage: IntArray,
-        term_sentence: IntArray,
-        sentence_start: npt.NDArray[np.int64],
+        cls, chunks: Sequence[tuple[npt.NDArray[Any], ...]], sentence_start: npt.NDArray[np.int64]
     ) -> ForwardIndex:
-        """From the build's per-occurrence arrays (passage-major: heading, then each sentence)."""
-        n, n_sentences = len(sentence_start) - 1, int(sentence_start[-1])
+        """From the build's chunks, each (term ids and prefix ids of its occurrences, passage-major:
+        heading, then each sentence; occurrences per passage; per heading; per sentence)."""
+        n = len(sentence_start) - 1
+        if not chunks:
+            none = _narrow(np.zeros(0, dtype=np.int64))
+            return cls(none, none, np.zeros(n + 1, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
+        parts = (np.concatenate(part) for part in zip(*chunks, strict=True))
+        terms, prefixes, per_passage, heading, per_sentence = parts
         passage_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_passage, minlength=n), out=passage_start[1:])
-        in_sentence = term_sentence >= 0
-        heading = np.bincount(term_passage[~in_sentence], minlength=n)
-        per_sentence = np.bincount(term_sentence[in_sentence], minlength=n_sentences)
+        np.cumsum(per_passage, out=passage_start[1:])
         earlier = np.cumsum(per_sentence) - per_sentence  # pairs of all earlier sentences
         owner = np.repeat(np.arange(n), np.diff(sentence_start))
         first = passage_start[:-1][owner] + heading[owner] + earlier - earlier[sentence_start[:-1][owner]]
         span = np.stack([first, first + per_sentence], axis=1).astype(np.int64)
-        # The narrowest unsigned type that holds the ids: two bytes an occurrence each while the
-        # vocabularies stay under 65,536 entries.
-        return cls(_narrow(term_ids), _narrow(term_prefixes), passage_start, span)
+        # Two bytes an occurrence each while the vocabularies stay under 65,536 entries.
+        return cls(_narrow(terms), _narrow(prefixes), passage_start, span)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {
@@ -170,12 +241,6 @@ class ForwardIndex:
         }
 
 
-def _narrow(ids: IntArray) -> npt.NDArray[np.unsignedinteger[Any]]:
-    kind = np.min_scalar_type(int(ids.max()) if len(ids) else 0)
-    narrowed: npt.NDArray[np.unsignedinteger[Any]] = ids.astype(kind)
-    return narrowed
-
-
 def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
     """For items with ``counts`` children each: every child's item, and its rank within the item."""
     owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -183,11 +248,31 @@ def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int
     return owner, np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
 
 
+def _cyclic_gc_paused(build: Callable[P, None]) -> Callable[P, None]:
+    """Run ``build`` with Python's cycle collector paused: a build allocates millions of short-lived
+    strings and lists, and each collection walks every passage the process holds (a third of a
+    100k build's CPU); nothing a build makes is a cycle. Paused process-wide for those seconds,
+    and resumed unless it was already paused."""
+
+    @functools.wraps(build)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> None:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            build(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
+
+
 class Ranker:
     # A built ranker's fields are BM25Index; a LayeredRanker's combine its layers' (LayeredField).
     passages: BM25Index | LayeredField
     sentences: BM25Index | LayeredField
 
+    @_cyclic_gc_paused
     def __init__(
         self,
         passages: Sequence[Passage],
@@ -199,118 +284,191 @@ class Ranker:
         self.passages_list = passages
         n = len(passages)
 
-        # 1. Tokens: every passage's heading, then each of its sentences, one segment each. A
-        # token is kept as the id of its distinct surface form (the first sight assigns the next
-        # id), so the corpus's token strings never all exist at once.
-        surface_ids: defaultdict[str, int] = defaultdict()
-        surface_ids.default_factory = surface_ids.__len__
-        new_id = surface_ids.__getitem__
-        surface_of_token = array("i")
-        segment_length = array("i")
-        segment_owner = array("i")  # the passage of each segment
-        segment_sentence = array("i")  # the sentence id of each segment, -1 for a heading
+        # Passages are read in chunks, and each chunk leaves only its distinct (term, passage) and
+        # (term, sentence) pairs and a few counts: the token-level arrays of a 1M-passage corpus
+        # never exist at once.
+        vocabulary, prefix_vocabulary = Vocabulary(), Vocabulary()
+        words = _Words(vocabulary, prefix_vocabulary)
+        main_blocks: list[PairBlock] = []
+        sentence_blocks: list[PairBlock] = []
+        main_lengths, sentence_lengths = np.zeros(n, dtype=np.float64), []
+        forward: list[tuple[npt.NDArray[Any], ...]] = []  # per chunk, for ForwardIndex.of
+        prefix_df, upper, lower = _Grown(), _Grown(), _Grown()
+        sentence_counts = array("i")  # per passage, its number of sentences
         spans = array("i")  # each sentence's (start, end) in its passage's text
-        sentence_owner = array("i")
-        for pid, passage in enumerate(passages):
-            before = len(surface_of_token)
-            surface_of_token.extend(map(new_id, _TOKEN.findall(normalize(passage.section))))
-            segment_length.append(len(surface_of_token) - before)
-            segment_owner.append(pid)
-            segment_sentence.append(-1)
-            text = passage.text
-            for start, end in sentence_spans(text):
-                before = len(surface_of_token)
-                surface_of_token.extend(map(new_id, _TOKEN.findall(normalize(text[start:end]))))
-                segment_length.append(len(surface_of_token) - before)
-                segment_owner.append(pid)
-                segment_sentence.append(len(sentence_owner))
-                sentence_owner.append(pid)
-                spans.extend((start, end))
-            if progress and (pid + 1) % 1000 == 0:
-                progress(pid + 1, n)
+        self.has_date = np.zeros(n, dtype=bool)
+        self.has_quantity = np.zeros(n, dtype=bool)
+        headings: dict[str, list[str]] = {}  # a heading's words (passages under it share it)
+        first_sentence = 0  # the id of the chunk's first sentence
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            # 1. Words: each passage's heading, then each of its sentences, one segment each.
+            word_ids: list[int] = []
+            segment_length = array("i")
+            new_word = words.ids.__getitem__
+            for pid in range(lo, hi):
+                passage = passages[pid]
+                heading = headings.get(passage.section)
+                if heading is None:
+                    heading = headings[passage.section] = normalize(passage.section).split()
+                word_ids.extend(map(new_word, heading))
+                segment_length.append(len(heading))
+                text = passage.text
+                cuts = sentence_spans(text)
+                # Normalised once per passage when that keeps every offset (almost always), so a
+                # sentence is a slice of it; else sentence by sentence, as the reference does.
+                whole = normalize_in_place(text)
+                if whole is not None and whole.isprintable() and "  " not in whole:
+                    # Words one space apart: the passage is split once and a sentence's words
+                    # counted (text between sentences is only whitespace).
+                    word_ids.extend(map(new_word, whole.split()))
+                    counts = [whole.count(" ", start, end) + 1 for start, end in cuts]
+                else:
+                    counts = []
+                    for start, end in cuts:
+                        sentence_words = (
+                            whole[start:end] if whole is not None else normalize(text[start:end])
+                        ).split()
+                        word_ids.extend(map(new_word, sentence_words))
+                        counts.append(len(sentence_words))
+                segment_length.extend(counts)
+                sentence_counts.append(len(cuts))
+                spans.extend(itertools.chain.from_iterable(cuts))
+                if progress and (pid + 1) % 1000 == 0:
+                    progress(pid + 1, n)
+            words.analyse_new()
+            table = words.arrays()
+
+            # 2. Words -> segments, terms -> words (a word is zero or more terms).
+            word = np.asarray(word_ids, dtype=np.int32)
+            del word_ids
+            lengths = np.frombuffer(segment_length, dtype=np.int32).astype(np.int64)
+            # Each passage is a heading segment, then one segment a sentence.
+            per_passage = np.frombuffer(sentence_counts, dtype=np.int32)[lo:hi].astype(np.int64)
+            passage_of_segment = np.repeat(np.arange(lo, hi, dtype=np.int32), per_passage + 1)
+            sentence_of_segment = np.full(len(passage_of_segment), -1, dtype=np.int32)
+            headings_at = np.cumsum(per_passage + 1) - (per_passage + 1)
+            is_sentence = np.ones(len(passage_of_segment), dtype=bool)
+            is_sentence[headings_at] = False
+            chunk_sentences = int(per_passage.sum())
+            sentence_of_segment[is_sentence] = np.arange(
+                first_sentence, first_sentence + chunk_sentences, dtype=np.int32
+            )
+            word_segment, _ = _expand(lengths)
+            tokens = table["tokens"][word].astype(np.int64)
+            # The rank of a word's first token in its segment: tokens of the segment's words before it.
+            tokens_before = np.concatenate([[0], np.cumsum(tokens)])
+            segment_first_word = np.cumsum(lengths) - lengths
+            token_offset = tokens_before[:-1] - tokens_before[segment_first_word][word_segment]
+            pointer = table["pointer"]
+            term_word, term_rank = _expand(pointer[1:][word] - pointer[:-1][word])
+            at = pointer[:-1][word[term_word]] + term_rank
+            term_ids = table["term"][at]
+            term_segment = word_segment[term_word]
+            term_passage = passage_of_segment[term_segment]
+            term_sentence = sentence_of_segment[term_segment]
+            in_sentence = term_sentence >= 0
+
+            # 3. The two fields' pairs. A passage or sentence with no terms holds one empty term,
+            # as in rank-bm25 (which divides by a passage's length): added once the vocabulary
+            # is complete.
+            main_blocks.append(_distinct_in_block(term_ids, term_passage, lo, hi - lo))
+            main_lengths[lo:hi] = np.bincount(term_passage - lo, minlength=hi - lo)
+            sentence_blocks.append(
+                _distinct_in_block(
+                    term_ids[in_sentence], term_sentence[in_sentence], first_sentence, chunk_sentences
+                )
+            )
+            sentence_lengths.append(
+                np.bincount(term_sentence[in_sentence] - first_sentence, minlength=chunk_sentences).astype(
+                    np.float64
+                )
+            )
+            forward.append(
+                (
+                    term_ids,
+                    table["prefix"][at],
+                    np.bincount(term_passage - lo, minlength=hi - lo),
+                    np.bincount(term_passage[~in_sentence] - lo, minlength=hi - lo),
+                    np.bincount(term_sentence[in_sentence] - first_sentence, minlength=chunk_sentences),
+                )
+            )
+            first_sentence += chunk_sentences
+
+            # 4. How many passages hold each prefix (the decision's fallback for a word the
+            # stemmer missed), and the names: terms mostly written capitalised mid-sentence, or
+            # digits.
+            prefix_ids, _, _, _ = _distinct_in_block(table["prefix"][at], term_passage, lo, hi - lo)
+            prefix_df.add(prefix_ids, len(prefix_vocabulary))
+            first = table["first"][at]
+            mid = (token_offset[term_word] + table["token_rank"][at]) > 0
+            capital = in_sentence & ((first == DIGIT) | ((first == UPPER) & mid))
+            upper.add(term_ids[capital], len(vocabulary))
+            lower.add(term_ids[in_sentence & (first == LOWER)], len(vocabulary))
+
+            # 5. Which passages hold a date or a quantity (answers.DATE / QUANTITY over the
+            # text): word by word, plus the few patterns that span tokens.
+            in_sentence_word = sentence_of_segment[word_segment] >= 0
+            word_passage = passage_of_segment[word_segment]
+            self.has_date[word_passage[in_sentence_word & table["date"][word].astype(bool)]] = True
+            self.has_quantity[word_passage[in_sentence_word & table["quantity"][word].astype(bool)]] = True
+            centuries = set(word_passage[in_sentence_word & table["century"][word].astype(bool)].tolist())
+            for pid in range(lo, hi):
+                text = passages[pid].text
+                if not self.has_quantity[pid] and any(c in text for c in _CURRENCY_CHARS):
+                    self.has_quantity[pid] = True
+                if not self.has_date[pid] and (
+                    ("/" in text and _SLASH_DATE.search(text)) or (pid in centuries and DATE.search(text))
+                ):
+                    self.has_date[pid] = True
         if progress:
             progress(n, n)
 
-        # 2. Each distinct surface analysed once.
-        surface = np.frombuffer(surface_of_token, dtype=np.int32)
-        vocabulary, prefix_vocabulary = Vocabulary(), Vocabulary()
-        table = _Surfaces.of(list(surface_ids), vocabulary, prefix_vocabulary)
-        del surface_ids
-
-        # 3. Tokens -> segments, terms -> tokens (a hashtag is several terms).
-        lengths = np.frombuffer(segment_length, dtype=np.int32).astype(np.int64)
-        token_segment, token_rank = _expand(lengths)
-        per_token = table.pointer[1:][surface] - table.pointer[:-1][surface]
-        term_token, term_rank = _expand(per_token)
-        at = table.pointer[:-1][surface[term_token]] + term_rank
-        term_ids = table.terms[at]
-        term_prefixes = table.prefixes[at]
-        owner_of_segment = np.frombuffer(segment_owner, dtype=np.int32)
-        sentence_of_segment = np.frombuffer(segment_sentence, dtype=np.int32)
-        term_segment = token_segment[term_token]
-        term_passage = owner_of_segment[term_segment]
-        term_sentence = sentence_of_segment[term_segment]
-        in_sentence = term_sentence >= 0
-
-        # 4. The two fields. A passage or sentence with no terms holds one empty term, as in
-        # rank-bm25 (which divides by a passage's length).
-        n_sentences = len(sentence_owner)
-        empty_passages = np.flatnonzero(np.bincount(term_passage, minlength=n) == 0).astype(np.int32)
-        empty_sentences = np.flatnonzero(
-            np.bincount(term_sentence[in_sentence], minlength=n_sentences) == 0
-        ).astype(np.int32)
-        empty = vocabulary.id("") if len(empty_passages) or len(empty_sentences) else -1
-        main_terms = np.concatenate([term_ids, np.full(len(empty_passages), empty, dtype=np.int32)])
-        main_owner = np.concatenate([term_passage, empty_passages])
+        # 6. The empty term (last in the vocabulary, so last in the postings), then the fields.
+        all_sentence_lengths = np.concatenate(sentence_lengths) if sentence_lengths else np.zeros(0)
+        del sentence_lengths
+        empty_passages = np.flatnonzero(main_lengths == 0).astype(np.int32)
+        empty_sentences = np.flatnonzero(all_sentence_lengths == 0).astype(np.int32)
+        if len(empty_passages) or len(empty_sentences):
+            empty = vocabulary.id("")
+            ones = np.ones
+            main_blocks.append(
+                (
+                    np.full(len(empty_passages), empty, dtype=np.int32),
+                    empty_passages,
+                    ones(len(empty_passages), dtype=np.int64),
+                    0,
+                )
+            )
+            sentence_blocks.append(
+                (
+                    np.full(len(empty_sentences), empty, dtype=np.int32),
+                    empty_sentences,
+                    ones(len(empty_sentences), dtype=np.int64),
+                    0,
+                )
+            )
+            main_lengths[empty_passages] = 1
+            all_sentence_lengths[empty_sentences] = 1
         self.vocabulary, self.prefix_vocabulary = vocabulary, prefix_vocabulary
-        self.passages = BM25Index(main_terms, main_owner, n, vocabulary, params)
-        self.sentences = BM25Index(
-            np.concatenate([term_ids[in_sentence], np.full(len(empty_sentences), empty, dtype=np.int32)]),
-            np.concatenate([term_sentence[in_sentence], empty_sentences]),
-            n_sentences,
-            vocabulary,
-            params,
+        self.passages = BM25Index.of_blocks(main_blocks, main_lengths, vocabulary, params)
+        self.sentences = BM25Index.of_blocks(sentence_blocks, all_sentence_lengths, vocabulary, params)
+        self.sentence_owner: IntArray = np.repeat(
+            np.arange(n, dtype=np.int32), np.frombuffer(sentence_counts, dtype=np.int32)
         )
-        self.sentence_owner: IntArray = np.frombuffer(sentence_owner, dtype=np.int32).copy()
         self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
         # What the decision reads of a hit, so that no hit's text is tokenised at query time.
-        self.forward = ForwardIndex.of(
-            term_ids, term_prefixes, term_passage, term_sentence, self.sentence_start
-        )
-
-        # 5. How many passages hold each prefix (the decision's fallback for a word the stemmer
-        # missed), and the names: terms mostly written capitalised mid-sentence, or digits.
-        _, prefix_ids, _ = distinct_pairs(term_passage, term_prefixes, len(prefix_vocabulary))
-        prefix_df = np.bincount(prefix_ids, minlength=len(prefix_vocabulary))
-        self.prefix_doc_freq: Mapping[str, int] = Counts(prefix_vocabulary, prefix_df)
-        first = table.first[surface[term_token]]
-        mid = token_rank[term_token] > 0
-        capital = in_sentence & ((first == DIGIT) | ((first == UPPER) & mid))
-        lowered = in_sentence & (first == LOWER)
-        self.upper_count = np.bincount(term_ids[capital], minlength=len(vocabulary)).astype(np.int32)
-        self.lower_count = np.bincount(term_ids[lowered], minlength=len(vocabulary)).astype(np.int32)
+        self.forward = ForwardIndex.of(forward, self.sentence_start)
+        self.prefix_doc_freq: Mapping[str, int] = Counts(prefix_vocabulary, prefix_df.counts)
+        upper.add(np.zeros(0, dtype=np.int32), len(vocabulary))
+        lower.add(np.zeros(0, dtype=np.int32), len(vocabulary))
+        self.upper_count = upper.counts.astype(np.int32)
+        self.lower_count = lower.counts.astype(np.int32)
         self.names: set[str] = {
             vocabulary.terms[i] for i in np.flatnonzero(self.upper_count > self.lower_count)
         }
-
-        # 6. Which passages hold a date or a quantity (answers.DATE / QUANTITY over the text):
-        # token by token, plus the few patterns that span tokens.
-        sentence_token = sentence_of_segment[token_segment] >= 0
-        token_passage = owner_of_segment[token_segment]
-        self.has_date = np.zeros(n, dtype=bool)
-        self.has_quantity = np.zeros(n, dtype=bool)
-        self.has_date[token_passage[sentence_token & table.date[surface]]] = True
-        self.has_quantity[token_passage[sentence_token & table.quantity[surface]]] = True
-        centuries = set(token_passage[sentence_token & table.century[surface]].tolist())
-        for pid, passage in enumerate(passages):
-            if not self.has_quantity[pid] and _CURRENCY.search(passage.text):
-                self.has_quantity[pid] = True
-            if not self.has_date[pid] and (
-                _SLASH_DATE.search(passage.text) or (pid in centuries and DATE.search(passage.text))
-            ):
-                self.has_date[pid] = True
         self._buffers = threading.local()
 
     # -- on disk ---------------------------------------------------------------------------------
