@@ -2,13 +2,18 @@
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import rank_bm25
 
 from bot.engine import Engine
+from bot.engine.analyzer import analyze_pairs
+from bot.engine.answers import words_of, words_of_pairs
+from bot.engine.documents import parse_text
 from bot.engine.index import BM25Index, BM25Params, top_k
+from bot.engine.passages import split_sentences
 from bot.engine.ranking import passage_terms
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -232,3 +237,49 @@ def test_an_index_written_by_other_code_is_not_read(tmp_path: Path, monkeypatch:
     Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1)
     monkeypatch.setattr(engine_module, "_index_code", lambda: "another release")
     assert not Engine.from_path(CORPUS, vector_cache=tmp_path, index_cache_above=1).index_from_disk
+
+
+def test_top_k_keeps_the_lowest_ids_among_ties_at_the_kth_score() -> None:
+    # Many passages tied at the cut (repeated text): which of them argpartition keeps is arbitrary.
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(200).astype(np.int32)
+    scores = np.where(ids < 3, 2.0, 1.0)
+    assert top_k(ids, scores, 10) == [(0, 2.0), (1, 2.0), (2, 2.0)] + [(i, 1.0) for i in range(3, 10)]
+
+
+def test_terms_whose_idf_is_zero_or_below_still_find_their_passages() -> None:
+    """In two passages, a word of one has an IDF of exactly 0 and a word of both a negative one
+    (BM25Okapi's floor, epsilon x a negative mean): their passages still count as matched."""
+    terms = [["a", "b"], ["b"]]
+    index = BM25Index.of(terms)
+    expected = rank_bm25.BM25Okapi(terms, k1=1.2, b=0.75).get_scores(["a", "b"])
+    got = _dense(index, ["a", "b"])
+    assert set(got) == {0, 1}
+    for pid, score in got.items():
+        assert score == pytest.approx(expected[pid], rel=1e-6, abs=1e-9)
+
+
+def _analysed(engine: Engine, pid: int) -> tuple[Any, list[tuple[str, Any]]]:
+    passage = engine.passages[pid]
+    whole = words_of_pairs(analyze_pairs(passage.section) + analyze_pairs(passage.text))
+    return whole, [(s, words_of(s)) for s in split_sentences(passage.text)]
+
+
+def test_the_forward_index_holds_what_analysing_a_hits_text_gives(tmp_path: Path) -> None:
+    """The decision reads a hit's words and its sentences' words from the forward index: the same
+    as tokenising the text again, built, read back from disk, and in a server's layered engine."""
+    built = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
+    read = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
+    assert read.index_from_disk
+    extra = parse_text(
+        "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered.\n\nNo more.",
+        doc_id="notes",
+        default_title="Notes",
+        markdown=True,
+    )
+    layered = built.with_documents([extra])
+    for engine in (built, read, layered):
+        for pid in range(len(engine.passages)):
+            whole, sentences = _analysed(engine, pid)
+            assert engine.ranker.words(pid) == whole
+            assert engine.ranker.sentence_words(pid) == sentences

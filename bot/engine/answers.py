@@ -115,6 +115,12 @@ class QuestionView:
     unknown_names: list[str]  # capitalised words / numbers no document uses, as typed
     expects: str | None  # "date", "quantity" or None
     expects_name: bool = False  # a who / whom / whose question: the answer is a name
+    # Per decider, each term's (document frequency, IDF): a question's ten hits and their
+    # sentences ask for the same few terms' weights hundreds of times.
+    weights: dict[Decider, dict[str, tuple[int, float]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    term_weights: dict[Decider, list[float]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
@@ -168,14 +174,32 @@ class Decider:
 
     def df(self, q: QuestionView, term: str) -> int:
         """Passages holding ``term``, or failing that a word with its prefix (0: unknown)."""
-        return self.doc_freq.get(term) or self.prefix_doc_freq.get(q.prefixes[term], 0)
+        return self._weight(q, term)[0]
 
     def known(self, q: QuestionView, term: str) -> bool:
         return self.df(q, term) > 0
 
     def idf(self, q: QuestionView, term: str) -> float:
-        df = self.df(q, term)
-        return math.log((self.passages + 1) / (df + 0.5)) if df else self.unknown_idf
+        return self._weight(q, term)[1]
+
+    def weights(self, q: QuestionView) -> list[float]:
+        """The IDF of each of ``q.terms``, in order (computed once per question)."""
+        found = q.term_weights.get(self)
+        if found is None:
+            found = q.term_weights[self] = [self.idf(q, t) for t in q.terms]
+        return found
+
+    def _weight(self, q: QuestionView, term: str) -> tuple[int, float]:
+        """(df, IDF) of a question's term, computed once per question (kept in the view)."""
+        known = q.weights.get(self)
+        if known is None:
+            known = q.weights[self] = {}
+        found = known.get(term)
+        if found is None:
+            df = self.doc_freq.get(term) or self.prefix_doc_freq.get(q.prefixes[term], 0)
+            idf = math.log((self.passages + 1) / (df + 0.5)) if df else self.unknown_idf
+            found = known[term] = (df, idf)
+        return found
 
     @staticmethod
     def holds(q: QuestionView, words: PassageWords, term: str) -> bool:
@@ -184,22 +208,25 @@ class Decider:
     def missing_max(self, q: QuestionView, words: PassageWords) -> float:
         """The weight of the heaviest question word the passage lacks, as a share of the whole:
         a question whose one rare word is missing asks about something else."""
-        weights = [self.idf(q, t) for t in q.terms]
+        weights = self.weights(q)
         missing = [w for t, w in zip(q.terms, weights, strict=True) if not self.holds(q, words, t)]
         return max(missing, default=0.0) / sum(weights) if weights else 0.0
 
     def subject_coverage(self, q: QuestionView, words: PassageWords) -> float:
         """Coverage of the question's words that are not names (1 when all are names): a passage
         that holds "Bluesky" but not "founded" names the subject without saying what was asked."""
-        weights = [(self.idf(q, t), self.holds(q, words, t)) for t in q.terms if t not in self.names]
+        weights = [
+            (w, self.holds(q, words, t))
+            for t, w in zip(q.terms, self.weights(q), strict=True)
+            if t not in self.names
+        ]
         total = sum(w for w, _ in weights)
         return sum(w for w, held in weights if held) / total if total else 1.0
 
     def coverage(self, q: QuestionView, words: PassageWords) -> float:
         """The share of the question's weight that the passage holds: the passage's confidence."""
         total = held = 0.0
-        for t in q.terms:
-            weight = self.idf(q, t)
+        for t, weight in zip(q.terms, self.weights(q), strict=True):
             total += weight
             if t in words.terms:
                 held += weight
@@ -214,7 +241,7 @@ class Decider:
 
     def unknown_share(self, q: QuestionView) -> float:
         """The share of the question's weight in words no document uses."""
-        weights = [(self.idf(q, t), self.known(q, t)) for t in q.terms]
+        weights = [(w, self.known(q, t)) for t, w in zip(q.terms, self.weights(q), strict=True)]
         total = sum(w for w, _ in weights)
         return sum(w for w, known in weights if not known) / total if total else 0.0
 
@@ -237,21 +264,22 @@ class Decider:
         self,
         q: QuestionView,
         words: PassageWords,
-        sentence: str,
+        sentence: str | PassageWords,
         margin: float,
         cosines: tuple[float, float] = (0.0, 0.0),
         *,
         has_date: bool,
         has_quantity: bool,
     ) -> Signals:
-        """The decision's view of a passage (its ``words``, its answer ``sentence``, whether it
-        holds a date or a quantity) for the question."""
+        """The decision's view of a passage (its ``words``, its answer ``sentence`` or that
+        sentence's words, whether it holds a date or a quantity) for the question."""
         expected = self.holds_expected(q, words, has_date, has_quantity)
+        sentence_words = words_of(sentence) if isinstance(sentence, str) else sentence
         return Signals(
             coverage=self.coverage(q, words),
             subject_coverage=self.subject_coverage(q, words),
             missing_max=self.missing_max(q, words),
-            sentence_coverage=self.coverage(q, words_of(sentence)),
+            sentence_coverage=self.coverage(q, sentence_words),
             unknown=self.unknown_share(q),
             unknown_name=float(bool(q.unknown_names)),
             type_found=float(expected is True),
@@ -292,11 +320,26 @@ def best_sentence(
 
     With ``cosines`` (each sentence's, in order), the choice blends that weight, as a share of the
     best sentence's, with ``cosine_weight`` times the cosine."""
-    sentences = split_sentences(passage.text)
+    return best_sentence_words(passage, q, decider, cosines, cosine_weight)[0]
+
+
+def best_sentence_words(
+    passage: Passage,
+    q: QuestionView,
+    decider: Decider,
+    cosines: Sequence[float] | None = None,
+    cosine_weight: float = 0.0,
+    read: Sequence[tuple[str, PassageWords]] | None = None,
+) -> tuple[str, PassageWords]:
+    """``best_sentence`` and its words (the decision reads them again). ``read``: the passage's
+    sentences and their words, already known (``Ranker.sentence_words``)."""
+    if read is None:
+        read = [(sentence, words_of(sentence)) for sentence in split_sentences(passage.text)]
+    sentences = [sentence for sentence, _ in read]
     scores = []
-    for sentence in sentences:
-        words = words_of(sentence)
-        score = sum(decider.idf(q, t) for t in q.terms if decider.holds(q, words, t))
+    weights = list(zip(q.terms, decider.weights(q), strict=True))
+    for sentence, words in read:
+        score = sum(w for t, w in weights if decider.holds(q, words, t))
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)
         ):
@@ -307,8 +350,8 @@ def best_sentence(
         scores = [
             (s / top if top > 0 else 0.0) + cosine_weight * c for s, c in zip(scores, cosines, strict=True)
         ]
-    best, best_score = passage.text, -math.inf
-    for sentence, score in zip(sentences, scores, strict=True):
+    best, best_words, best_score = passage.text, None, -math.inf
+    for (sentence, words), score in zip(read, scores, strict=True):
         if score > best_score:
-            best, best_score = sentence, score
-    return best
+            best, best_words, best_score = sentence, words, score
+    return best, best_words if best_words is not None else words_of(best)

@@ -26,6 +26,7 @@ from .answers import (
     Hit,
     QuestionView,
     best_sentence,
+    best_sentence_words,
 )
 from .decision import DecisionModel, shipped_model
 from .documents import Document, LoadError, load_corpus
@@ -424,7 +425,9 @@ class Engine:
                 sentence_cosines = cosines.sentence[first:end].tolist()
             weight = self.weights.sentence_cosine_weight if sentence_cosines else 0.0
             # The decision reads the sentence that best holds the question (with its context)...
-            evidence = best_sentence(passage, merged, self.decider, sentence_cosines, weight)
+            evidence, evidence_words = best_sentence_words(
+                passage, merged, self.decider, sentence_cosines, weight, self.ranker.sentence_words(pid)
+            )
             sentence = evidence
             if context:  # ...the answer is one the answer it follows did not say
                 rest, rest_cosines = without_sentences_in(passage, context, sentence_cosines)
@@ -437,7 +440,7 @@ class Engine:
             signals = self.decider.signals(
                 view,
                 self.ranker.words(pid),
-                evidence,
+                evidence_words,
                 margin,
                 pair,
                 has_date=bool(self.ranker.has_date[pid]),

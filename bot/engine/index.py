@@ -6,8 +6,8 @@ once in float32, and rank-bm25's IDF (with BM25Okapi's floor for words in half t
 more) is computed directly from the document frequencies, without building a rank-bm25 model.
 ``tests/test_index.py`` holds that the scores equal rank-bm25's ``get_scores``.
 
-A question costs the postings of its terms: their weights are added into a dense per-thread
-buffer, and the passages they touch are found without sorting (``_distinct``). Membership ("does
+A question costs the postings of its terms: one ``bincount`` adds their weights into a score
+per passage, and the passages they touch are read back from it without sorting. Membership ("does
 passage p hold term t?") is a binary search in t's posting list, so no per-passage sets are kept.
 
 Variants, as in rank-bm25: ``okapi`` (BM25Okapi), ``plus`` (BM25+) and ``l`` (BM25L). For BM25L
@@ -17,7 +17,6 @@ term frequency once more (fixed upstream, never released), so we only borrow its
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -70,7 +69,9 @@ class Counts(Mapping[str, int]):
     for the terms whose count is not zero."""
 
     def __init__(self, vocabulary: Vocabulary, counts: npt.NDArray[Any]) -> None:
-        self.vocabulary, self.counts = vocabulary, counts
+        # A plain array even over a memory-mapped file: a ``memmap``'s own indexing costs a Python
+        # call per scalar read, and the decision reads counts one by one.
+        self.vocabulary, self.counts = vocabulary, np.asarray(counts)
 
     def __getitem__(self, term: str) -> int:
         count: int | None = self.get(term)
@@ -227,7 +228,6 @@ class BM25Index:
         self.postings = PostingLists.of_arrays(indptr, ids, weights)
         self.df = df
         self.doc_freq = Counts(vocabulary, df)
-        self._scratch = _Scratch(passages)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Everything the index is, as arrays (``restore`` reads them back; the vocabulary apart)."""
@@ -258,7 +258,6 @@ class BM25Index:
         index.tf, index.lengths = arrays["tf"], arrays["lengths"]
         index.postings = PostingLists.of_arrays(arrays["indptr"], arrays["ids"], arrays["weights"])
         index.doc_freq = Counts(vocabulary, index.df)
-        index._scratch = _Scratch(index.size)
         return index
 
     @classmethod
@@ -309,19 +308,62 @@ class BM25Index:
         rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
         if not rows:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        buffer, _ = self._scratch.buffers()
-        postings, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
-        assert weights is not None
-        parts = []
-        for tid, count in rows:
-            start, end = indptr[tid], indptr[tid + 1]
-            ids = postings[start:end]
-            buffer[ids] += weights[start:end] * count if count != 1 else weights[start:end]
-            parts.append(ids)
-        candidates, scores = self._scratch.collect(parts)
+        candidates, scores = self._accumulate(rows)
         if self.params.variant != "okapi":
             scores += self._baseline(query)
         return candidates, scores
+
+    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """As ``score``, but a passage comes once per query term it holds: for a caller that takes
+        a maximum over them (the best sentence per passage), this spares finding distinct ids."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
+        rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
+        if not rows:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched = self.dense_scores(rows)
+        scores = dense[touched]
+        if self.params.variant != "okapi":
+            scores += self._baseline(query)
+        return touched, scores
+
+    def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IntArray]:
+        """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
+        postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in
+        row order, as a per-term loop into a buffer would (same sums), at a fifth of the cost of
+        fancy-indexed adds, and no buffer to clear."""
+        ids, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
+        assert weights is not None
+        spans = [(int(indptr[tid]), int(indptr[tid + 1]), count) for tid, count in rows]
+        touched = np.concatenate([ids[a:b] for a, b, _ in spans])
+        added = np.concatenate([weights[a:b] * c if c != 1 else weights[a:b] for a, b, c in spans])
+        # bincount sums weights in float64 already (astype: the type checker's view, no copy)
+        return np.bincount(touched, added, minlength=self.size).astype(np.float64, copy=False), touched
+
+    def _accumulate(self, rows: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
+        """(passages holding one of the rows' terms, ascending; their scores)."""
+        if len(rows) == 1:  # one posting list: its passages are distinct and sorted already
+            (tid, count), indptr = rows[0], self.postings.indptr
+            a, b = int(indptr[tid]), int(indptr[tid + 1])
+            weights = self.postings.values
+            assert weights is not None
+            return self.postings.ids[a:b], (weights[a:b] * count if count != 1 else weights[a:b]).astype(
+                np.float64
+            )
+        dense, touched = self.dense_scores(rows)
+        if self._all_positive(rows):  # every weight added is > 0: a passage scores iff it matched
+            candidates: IntArray = np.flatnonzero(dense > 0).astype(np.int32)
+        else:  # an IDF of 0 or below (tiny corpora): mark what the postings touched
+            held = np.zeros(self.size, dtype=bool)
+            held[touched] = True
+            candidates = np.flatnonzero(held).astype(np.int32)
+        return candidates, dense[candidates]
+
+    def _all_positive(self, rows: Sequence[tuple[int, float]]) -> bool:
+        """Whether every posting weight of these rows is above zero: Okapi and BM25+ weigh a
+        posting its IDF times a positive saturation, so a positive IDF and count suffice."""
+        if self.params.variant == "l":
+            return False
+        return all(count > 0 and self.idf_array[tid] > 0 for tid, count in rows)
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """The ``k`` best (passage id, score) pairs, best first; ties keep passage order."""
@@ -346,40 +388,6 @@ def _saturation(tf: FloatArray, norm: FloatArray, params: BM25Params) -> FloatAr
         ctd = tf / norm
         weight = (k1 + 1) * (ctd + delta) / (k1 + ctd + delta) - (k1 + 1) * delta / (k1 + delta)
     return weight
-
-
-class _Scratch:
-    """Per thread, a dense score buffer and a position buffer as long as the id space: a question
-    adds its postings' weights into the first, and ``collect`` reads back the ids it touched."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._local = threading.local()
-
-    def buffers(self) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-        local = self._local
-        if getattr(local, "score", None) is None:
-            local.score = np.zeros(self.size, dtype=np.float64)
-            local.position = np.zeros(self.size, dtype=np.int64)
-        return local.score, local.position
-
-    def collect(self, parts: list[IntArray]) -> tuple[IntArray, FloatArray]:
-        """The distinct ids of ``parts`` (the postings added) and their scores; the buffer is
-        cleared for the next question."""
-        buffer, position = self.buffers()
-        candidates = parts[0] if len(parts) == 1 else _distinct(np.concatenate(parts), position)
-        scores = buffer[candidates]
-        buffer[candidates] = 0.0
-        return candidates, scores
-
-
-def _distinct(ids: IntArray, position: npt.NDArray[np.int64]) -> IntArray:
-    """``ids`` without repeats, without sorting: each id keeps its last occurrence. ``position`` is
-    a scratch array as long as the id space (its old contents do not matter)."""
-    order = np.arange(len(ids))
-    position[ids] = order
-    kept: IntArray = ids[position[ids] == order]
-    return kept
 
 
 def _baseline_per_term(params: BM25Params) -> float:
@@ -421,6 +429,13 @@ def top_k(ids: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
         return []
     if len(ids) > k:
         keep = np.argpartition(-scores, k - 1)[:k]
+        last = scores[keep].min()
+        tied = np.flatnonzero(scores == last)
+        if len(tied) > np.count_nonzero(scores[keep] == last):
+            # argpartition keeps any of the passages tied at the k-th score: keep the lowest ids
+            above = np.flatnonzero(scores > last)
+            tied = tied[np.argsort(ids[tied], kind="stable")][: k - len(above)]
+            keep = np.concatenate([above, tied])
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))
     return [(int(ids[i]), float(scores[i])) for i in order]
@@ -646,7 +661,6 @@ class LayeredField:
             for layer in self.layers:
                 self._union.add(layer)
         self._eps_mean = self._union.mean_idf(self.size, params) if params.variant == "okapi" else 0.0
-        self._scratch = _Scratch(self.size)
 
     def _idf(self, df: int) -> float:
         """A term's IDF over every layer (BM25Okapi's floor: epsilon x the union's mean IDF)."""
@@ -654,11 +668,35 @@ class LayeredField:
         return self.params.epsilon * self._eps_mean if self.params.variant == "okapi" and idf < 0 else idf
 
     def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
-        """(passage ids across the layers, scores), as ``BM25Index.score``."""
+        """(passage ids across the layers, ascending; scores), as ``BM25Index.score``."""
+        found = self._dense(query_terms)
+        if found is None:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched, baseline = found
+        held = np.zeros(self.size, dtype=bool)
+        held[touched] = True
+        candidates = np.flatnonzero(held).astype(np.int32)
+        return candidates, dense[candidates] + baseline
+
+    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        """As ``BM25Index.posting_scores``: a passage once per query term it holds."""
+        found = self._dense(query_terms)
+        if found is None:
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
+        dense, touched, baseline = found
+        return touched, dense[touched] + baseline
+
+    def _dense(
+        self, query_terms: Sequence[str] | Mapping[str, float]
+    ) -> tuple[FloatArray, IntArray, float] | None:
+        """Every passage's score (0 where unmatched), the postings added, and BM25+/L's baseline;
+        None when no layer holds a query term. The weights are computed from the layers' term
+        frequencies and lengths with the statistics of the whole, then summed by one ``bincount``
+        in term order (the sums a per-term loop into a buffer gives)."""
         query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
-        buffer, _ = self._scratch.buffers()
         p = self.params
-        parts = []
+        parts: list[IntArray] = []
+        added: list[FloatArray] = []
         baseline = 0.0
         terms = list(query)
         hashes = term_hashes(terms)
@@ -680,13 +718,14 @@ class LayeredField:
                 ids = layer.postings.ids[start:end]
                 norm = 1 - p.b + p.b * layer.lengths[ids].astype(np.float64) / (self.avgdl or 1.0)
                 weights = _saturation(layer.tf[start:end].astype(np.float64), norm, p) * (idf * count)
-                where = ids + int(self.offsets[i])
-                buffer[where] += weights
-                parts.append(where)
+                parts.append(ids + int(self.offsets[i]))
+                added.append(weights)
         if not parts:
-            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
-        candidates, scores = self._scratch.collect(parts)
-        return candidates.astype(np.int32), scores + baseline
+            return None
+        touched = np.concatenate(parts)
+        weights = np.concatenate(added)
+        dense = np.bincount(touched, weights, minlength=self.size).astype(np.float64, copy=False)
+        return dense, touched.astype(np.int32, copy=False), baseline
 
     def top(self, query_terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         return top_k(*self.score(query_terms), k)

@@ -40,8 +40,8 @@ from typing import Any, ParamSpec
 import numpy as np
 import numpy.typing as npt
 
-from .analyzer import _TOKEN, analyze, analyze_pairs, normalize, normalize_in_place, token_terms
-from .answers import DATE, QUANTITY, PassageWords, words_of_pairs
+from .analyzer import _TOKEN, analyze, normalize, normalize_in_place, token_terms
+from .answers import DATE, QUANTITY, PassageWords
 from .index import (
     REMEMBERED_TERMS,
     BM25Index,
@@ -202,6 +202,47 @@ def _narrow(values: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
     return values.astype(np.uint16 if not len(values) or values.max() < 1 << 16 else np.int32)
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardIndex:
+    """Each passage's (term id, prefix id) pairs in text order, heading first, and where each of
+    its sentences' pairs lie: what ``analyze_pairs`` gives for the heading and each sentence, kept
+    from the build so the decision never tokenises a hit's text again."""
+
+    terms: npt.NDArray[Any]  # uint16 while the vocabulary fits (``_narrow``), else int32
+    prefixes: npt.NDArray[Any]
+    passage_start: npt.NDArray[np.int64]  # passage p's pairs: [passage_start[p], passage_start[p + 1])
+    sentence_span: npt.NDArray[np.int64]  # sentence s's pairs: [sentence_span[s, 0], sentence_span[s, 1])
+
+    @classmethod
+    def of(
+        cls, chunks: Sequence[tuple[npt.NDArray[Any], ...]], sentence_start: npt.NDArray[np.int64]
+    ) -> ForwardIndex:
+        """From the build's chunks, each (term ids and prefix ids of its occurrences, passage-major:
+        heading, then each sentence; occurrences per passage; per heading; per sentence)."""
+        n = len(sentence_start) - 1
+        if not chunks:
+            none = _narrow(np.zeros(0, dtype=np.int64))
+            return cls(none, none, np.zeros(n + 1, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
+        parts = (np.concatenate(part) for part in zip(*chunks, strict=True))
+        terms, prefixes, per_passage, heading, per_sentence = parts
+        passage_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(per_passage, out=passage_start[1:])
+        earlier = np.cumsum(per_sentence) - per_sentence  # pairs of all earlier sentences
+        owner = np.repeat(np.arange(n), np.diff(sentence_start))
+        first = passage_start[:-1][owner] + heading[owner] + earlier - earlier[sentence_start[:-1][owner]]
+        span = np.stack([first, first + per_sentence], axis=1).astype(np.int64)
+        # Two bytes an occurrence each while the vocabularies stay under 65,536 entries.
+        return cls(_narrow(terms), _narrow(prefixes), passage_start, span)
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {
+            "forward.terms": self.terms,
+            "forward.prefixes": self.prefixes,
+            "forward.passage_start": self.passage_start,
+            "forward.sentence_span": self.sentence_span,
+        }
+
+
 def _expand(counts: npt.NDArray[np.int64]) -> tuple[IntArray, npt.NDArray[np.int64]]:
     """For items with ``counts`` children each: every child's item, and its rank within the item."""
     owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -253,6 +294,7 @@ class Ranker:
         main_blocks: list[PairBlock] = []
         sentence_blocks: list[PairBlock] = []
         main_lengths, sentence_lengths = np.zeros(n, dtype=np.float64), []
+        forward: list[tuple[npt.NDArray[Any], ...]] = []  # per chunk, for ForwardIndex.of
         prefix_df, upper, lower = _Grown(), _Grown(), _Grown()
         sentence_counts = array("i")  # per passage, its number of sentences
         spans = array("i")  # each sentence's (start, end) in its passage's text
@@ -344,6 +386,15 @@ class Ranker:
                     np.float64
                 )
             )
+            forward.append(
+                (
+                    term_ids,
+                    table["prefix"][at],
+                    np.bincount(term_passage - lo, minlength=hi - lo),
+                    np.bincount(term_passage[~in_sentence] - lo, minlength=hi - lo),
+                    np.bincount(term_sentence[in_sentence] - first_sentence, minlength=chunk_sentences),
+                )
+            )
             first_sentence += chunk_sentences
 
             # 4. How many passages hold each prefix (the decision's fallback for a word the
@@ -410,6 +461,8 @@ class Ranker:
         self.sentence_start = np.zeros(n + 1, dtype=np.int64)  # passage p's sentences: [start[p], start[p+1])
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
+        # What the decision reads of a hit, so that no hit's text is tokenised at query time.
+        self.forward = ForwardIndex.of(forward, self.sentence_start)
         self.prefix_doc_freq: Mapping[str, int] = Counts(prefix_vocabulary, prefix_df.counts)
         upper.add(np.zeros(0, dtype=np.int32), len(vocabulary))
         lower.add(np.zeros(0, dtype=np.int32), len(vocabulary))
@@ -440,6 +493,7 @@ class Ranker:
                     [self.prefix_doc_freq.get(p, 0) for p in self.prefix_vocabulary.terms], dtype=np.int64
                 ),
             }
+            arrays |= self.forward.arrays()
             for field, index in (("passages", self.passages), ("sentences", self.sentences)):
                 assert isinstance(index, BM25Index)  # a layered ranker is saved layer by layer
                 arrays |= {f"{field}.{name}": array for name, array in index.arrays().items()}
@@ -480,6 +534,9 @@ class Ranker:
         ranker.sentence_start = array("sentence_start")
         ranker.sentence_spans = array("sentence_spans")
         ranker.has_date, ranker.has_quantity = array("has_date"), array("has_quantity")
+        ranker.forward = ForwardIndex(
+            *(array(f"forward.{name}") for name in ("terms", "prefixes", "passage_start", "sentence_span"))
+        )
         terms = ranker.vocabulary.terms
         ranker.names = {terms[i] for i in array("names").tolist()}
         ranker.upper_count, ranker.lower_count = array("upper_count"), array("lower_count")
@@ -491,10 +548,26 @@ class Ranker:
         return ranker
 
     def words(self, pid: int) -> PassageWords:
-        """Passage ``pid``'s distinct terms and prefixes, for the decision: re-read from its text
-        for the few hits of a question (tens of microseconds), so no per-passage sets are kept."""
-        passage = self.passages_list[pid]
-        return words_of_pairs(analyze_pairs(passage.section) + analyze_pairs(passage.text))
+        """Passage ``pid``'s distinct terms and prefixes, for the decision (``words_of_pairs`` of
+        its heading's and text's ``analyze_pairs``), read from the forward index."""
+        found = self.forward
+        return self._words(found, int(found.passage_start[pid]), int(found.passage_start[pid + 1]))
+
+    def sentence_words(self, pid: int) -> list[tuple[str, PassageWords]]:
+        """Passage ``pid``'s sentences (as ``split_sentences`` cuts them) and each one's words
+        (``words_of``), read from the forward index."""
+        found = self.forward
+        first, end = int(self.sentence_start[pid]), int(self.sentence_start[pid + 1])
+        texts = self.sentences_of(pid)
+        spans = found.sentence_span[first:end].tolist()
+        return [(text, self._words(found, a, b)) for text, (a, b) in zip(texts, spans, strict=True)]
+
+    def _words(self, found: ForwardIndex, a: int, b: int) -> PassageWords:
+        terms, prefixes = self.vocabulary.terms, self.prefix_vocabulary.terms
+        return PassageWords(
+            frozenset([terms[i] for i in found.terms[a:b].tolist()]),
+            frozenset([prefixes[i] for i in found.prefixes[a:b].tolist()]),
+        )
 
     def sentences_of(self, pid: int) -> list[str]:
         """Passage ``pid``'s sentences, as ``split_sentences`` cuts them."""
@@ -514,7 +587,8 @@ class Ranker:
         (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
         main_ids, scores = self.passages.score(terms)
-        sent_ids, sent_scores = self.sentences.score(terms)
+        # A sentence comes once per query term it holds: the maximum below is the same.
+        sent_ids, sent_scores = self.sentences.posting_scores(terms)
         if len(sent_ids):
             # Best sentence per passage: a running maximum into a dense per-thread buffer, read
             # back for the passages that matched, then cleared (a sentence matches only inside a
@@ -583,6 +657,21 @@ class LayeredRanker(Ranker):
 
     def save(self, directory: Path) -> None:
         raise TypeError("a layered ranker is saved layer by layer")
+
+    def _layer_of(self, pid: int) -> tuple[Ranker, int]:
+        """The layer holding passage ``pid``, and the passage's id within it."""
+        assert isinstance(self.passages, LayeredField)
+        offsets = self.passages.offsets
+        i = int(np.searchsorted(offsets, pid, side="right")) - 1
+        return self.layers[i], pid - int(offsets[i])
+
+    def words(self, pid: int) -> PassageWords:
+        layer, local = self._layer_of(pid)
+        return layer.words(local)
+
+    def sentence_words(self, pid: int) -> list[tuple[str, PassageWords]]:
+        layer, local = self._layer_of(pid)
+        return layer.sentence_words(local)
 
 
 class LayeredNames(AbstractSet[str]):
