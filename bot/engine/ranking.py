@@ -197,9 +197,23 @@ def _distinct_in_block(keys: IntArray, owners: IntArray, first_owner: int, owner
     )
 
 
-def _narrow(values: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-    """Non-negative integers in 16 bits when they fit, else 32."""
-    return values.astype(np.uint16 if not len(values) or values.max() < 1 << 16 else np.int32)
+def _narrow(values: npt.NDArray[Any], bound: int | None = None) -> npt.NDArray[Any]:
+    """Non-negative integers (all below ``bound``, when given) in 16 bits when they fit, else 32."""
+    if bound is None:
+        bound = int(values.max()) + 1 if len(values) else 0
+    return values.astype(np.uint16 if bound <= 1 << 16 else np.int32, copy=False)
+
+
+def _gather(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """``np.concatenate(parts)``, emptying ``parts`` as it goes: each part is freed once copied."""
+    out = np.empty(sum(len(part) for part in parts), dtype=np.result_type(*parts))
+    at = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        out[at : at + len(part)] = part
+        at += len(part)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,16 +229,18 @@ class ForwardIndex:
 
     @classmethod
     def of(
-        cls, chunks: Sequence[tuple[npt.NDArray[Any], ...]], sentence_start: npt.NDArray[np.int64]
+        cls, chunks: list[tuple[npt.NDArray[Any], ...]], sentence_start: npt.NDArray[np.int64]
     ) -> ForwardIndex:
         """From the build's chunks, each (term ids and prefix ids of its occurrences, passage-major:
-        heading, then each sentence; occurrences per passage; per heading; per sentence)."""
+        heading, then each sentence; occurrences per passage; per heading; per sentence). Empties
+        ``chunks``: each is freed as it is copied, so the build never holds the whole twice."""
         n = len(sentence_start) - 1
         if not chunks:
             none = _narrow(np.zeros(0, dtype=np.int64))
             return cls(none, none, np.zeros(n + 1, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
-        parts = (np.concatenate(part) for part in zip(*chunks, strict=True))
-        terms, prefixes, per_passage, heading, per_sentence = parts
+        columns = [list(column) for column in zip(*chunks, strict=True)]
+        chunks.clear()
+        terms, prefixes, per_passage, heading, per_sentence = (_gather(column) for column in columns)
         passage_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(per_passage, out=passage_start[1:])
         earlier = np.cumsum(per_sentence) - per_sentence  # pairs of all earlier sentences
@@ -386,13 +402,16 @@ class Ranker:
                     np.float64
                 )
             )
+            # Held until the corpus is read: ids narrowed while the vocabularies so far fit 16 bits.
             forward.append(
                 (
-                    term_ids,
-                    table["prefix"][at],
-                    np.bincount(term_passage - lo, minlength=hi - lo),
-                    np.bincount(term_passage[~in_sentence] - lo, minlength=hi - lo),
-                    np.bincount(term_sentence[in_sentence] - first_sentence, minlength=chunk_sentences),
+                    _narrow(term_ids, len(vocabulary)),
+                    _narrow(table["prefix"][at], len(prefix_vocabulary)),
+                    np.bincount(term_passage - lo, minlength=hi - lo).astype(np.int32),
+                    np.bincount(term_passage[~in_sentence] - lo, minlength=hi - lo).astype(np.int32),
+                    np.bincount(
+                        term_sentence[in_sentence] - first_sentence, minlength=chunk_sentences
+                    ).astype(np.int32),
                 )
             )
             first_sentence += chunk_sentences
