@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .index import FloatArray, IntArray, top_k
+from .index import FloatArray, IndexArray, IntArray, top_k
 from .semantic import Embedder, Vectors
 
 RERANK_ABOVE = 2000  # passages: past this, only BM25's best candidates are scored by cosine
@@ -83,7 +83,7 @@ class QuestionCosines:
 
 
 def fused_top(
-    ids: IntArray,
+    ids: IndexArray,
     bm25: FloatArray,
     cosine: FloatArray,
     weight: float,

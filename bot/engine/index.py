@@ -30,6 +30,9 @@ Variant = Literal["okapi", "plus", "l"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
+# Ids made at query time: intp where numpy made them (it indexes with intp), int32 where they are
+# a slice of a posting list.
+IndexArray = npt.NDArray[np.integer[Any]]
 # Distinct (term, passage) pairs of some passages: term ids, passage offsets from the block's
 # first passage, counts, and that first passage's id (BM25Index.of_blocks).
 PairBlock = tuple[IntArray, npt.NDArray[Any], npt.NDArray[Any], int]
@@ -299,7 +302,7 @@ class BM25Index:
         ids = self.vocabulary.ids
         return sum(float(self.idf_array[ids[t]]) * per_term * c for t, c in query.items() if t in ids)
 
-    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IndexArray, FloatArray]:
         """(passage ids, scores) for the passages that hold at least one query term, unordered.
 
         A sequence counts each term as often as it occurs (as rank-bm25 does); a mapping gives each
@@ -313,7 +316,9 @@ class BM25Index:
             scores += self._baseline(query)
         return candidates, scores
 
-    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+    def posting_scores(
+        self, query_terms: Sequence[str] | Mapping[str, float]
+    ) -> tuple[IndexArray, FloatArray]:
         """As ``score``, but a passage comes once per query term it holds: for a caller that takes
         a maximum over them (the best sentence per passage), this spares finding distinct ids."""
         query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
@@ -326,7 +331,16 @@ class BM25Index:
             scores += self._baseline(query)
         return touched, scores
 
-    def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IntArray]:
+    def dense(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[FloatArray, float] | None:
+        """Every passage's score from the postings (0 where no query term is held) and what BM25+/L
+        add to a matched passage's; None when no query term is indexed."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
+        rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
+        if not rows:
+            return None
+        return self.dense_scores(rows)[0], self._baseline(query)
+
+    def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IndexArray]:
         """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
         postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in
         row order, as a per-term loop into a buffer would (same sums), at a fifth of the cost of
@@ -334,12 +348,16 @@ class BM25Index:
         ids, weights, indptr = self.postings.ids, self.postings.values, self.postings.indptr
         assert weights is not None
         spans = [(int(indptr[tid]), int(indptr[tid + 1]), count) for tid, count in rows]
-        touched = np.concatenate([ids[a:b] for a, b, _ in spans])
-        added = np.concatenate([weights[a:b] * c if c != 1 else weights[a:b] for a, b, c in spans])
-        # bincount sums weights in float64 already (astype: the type checker's view, no copy)
+        # Widened while concatenated: bincount (and every fancy index after) casts int32 ids to
+        # intp and float32 weights to float64 anyway, a copy each time; a count multiplies in
+        # float32 first, as before, so the sums are the same.
+        touched = np.concatenate([ids[a:b] for a, b, _ in spans], dtype=np.intp, casting="safe")
+        added = np.concatenate(
+            [weights[a:b] * c if c != 1 else weights[a:b] for a, b, c in spans], dtype=np.float64
+        )
         return np.bincount(touched, added, minlength=self.size).astype(np.float64, copy=False), touched
 
-    def _accumulate(self, rows: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
+    def _accumulate(self, rows: Sequence[tuple[int, float]]) -> tuple[IndexArray, FloatArray]:
         """(passages holding one of the rows' terms, ascending; their scores)."""
         if len(rows) == 1:  # one posting list: its passages are distinct and sorted already
             (tid, count), indptr = rows[0], self.postings.indptr
@@ -350,12 +368,13 @@ class BM25Index:
                 np.float64
             )
         dense, touched = self.dense_scores(rows)
+        # Candidates stay intp: callers index with them, and int32 ids are cast at each use.
         if self._all_positive(rows):  # every weight added is > 0: a passage scores iff it matched
-            candidates: IntArray = np.flatnonzero(dense > 0).astype(np.int32)
+            candidates: IndexArray = np.flatnonzero(dense > 0)
         else:  # an IDF of 0 or below (tiny corpora): mark what the postings touched
             held = np.zeros(self.size, dtype=bool)
             held[touched] = True
-            candidates = np.flatnonzero(held).astype(np.int32)
+            candidates = np.flatnonzero(held)
         return candidates, dense[candidates]
 
     def _all_positive(self, rows: Sequence[tuple[int, float]]) -> bool:
@@ -423,7 +442,7 @@ def _idf(df: npt.NDArray[np.int64], passages: int, params: BM25Params) -> FloatA
     return idf
 
 
-def top_k(ids: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
+def top_k(ids: IndexArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
     """The ``k`` highest-scoring (id, score) pairs, best first; ties go to the lower id."""
     if len(ids) == 0 or k <= 0:
         return []
@@ -667,7 +686,7 @@ class LayeredField:
         idf = float(_raw_idf(float(df), self.size, self.params))
         return self.params.epsilon * self._eps_mean if self.params.variant == "okapi" and idf < 0 else idf
 
-    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+    def score(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IndexArray, FloatArray]:
         """(passage ids across the layers, ascending; scores), as ``BM25Index.score``."""
         found = self._dense(query_terms)
         if found is None:
@@ -675,10 +694,12 @@ class LayeredField:
         dense, touched, baseline = found
         held = np.zeros(self.size, dtype=bool)
         held[touched] = True
-        candidates = np.flatnonzero(held).astype(np.int32)
+        candidates = np.flatnonzero(held)
         return candidates, dense[candidates] + baseline
 
-    def posting_scores(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+    def posting_scores(
+        self, query_terms: Sequence[str] | Mapping[str, float]
+    ) -> tuple[IndexArray, FloatArray]:
         """As ``BM25Index.posting_scores``: a passage once per query term it holds."""
         found = self._dense(query_terms)
         if found is None:
@@ -686,9 +707,14 @@ class LayeredField:
         dense, touched, baseline = found
         return touched, dense[touched] + baseline
 
+    def dense(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[FloatArray, float] | None:
+        """As ``BM25Index.dense``."""
+        found = self._dense(query_terms)
+        return None if found is None else (found[0], found[2])
+
     def _dense(
         self, query_terms: Sequence[str] | Mapping[str, float]
-    ) -> tuple[FloatArray, IntArray, float] | None:
+    ) -> tuple[FloatArray, IndexArray, float] | None:
         """Every passage's score (0 where unmatched), the postings added, and BM25+/L's baseline;
         None when no layer holds a query term. The weights are computed from the layers' term
         frequencies and lengths with the statistics of the whole, then summed by one ``bincount``

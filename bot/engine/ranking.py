@@ -49,6 +49,7 @@ from .index import (
     CompactVocabulary,
     Counts,
     FloatArray,
+    IndexArray,
     IntArray,
     LayeredCounts,
     LayeredField,
@@ -601,7 +602,7 @@ class Ranker:
 
     def score(
         self, terms: Sequence[str] | Mapping[str, float], expects: str | None = None
-    ) -> tuple[IntArray, FloatArray]:
+    ) -> tuple[IndexArray, FloatArray]:
         """(passage ids, combined scores) for every passage holding one of the question's ``terms``
         (unordered). Costs the postings of the question's terms in both fields."""
         w = self.weights
@@ -611,9 +612,9 @@ class Ranker:
         if len(sent_ids):
             # Best sentence per passage: a running maximum into a dense per-thread buffer, read
             # back for the passages that matched, then cleared (a sentence matches only inside a
-            # passage that matches).
+            # passage that matches). Owners widened once to intp: both uses below would cast them.
             best = self._best_buffer()
-            owners = self.sentence_owner[sent_ids]
+            owners = self.sentence_owner[sent_ids].astype(np.intp)
             np.maximum.at(best, owners, sent_scores)
             scores = scores + w.sentence_weight * best[main_ids]
             best[owners] = 0.0
