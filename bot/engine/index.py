@@ -331,15 +331,6 @@ class BM25Index:
             scores += self._baseline(query)
         return touched, scores
 
-    def dense(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[FloatArray, float] | None:
-        """Every passage's score from the postings (0 where no query term is held) and what BM25+/L
-        add to a matched passage's; None when no query term is indexed."""
-        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
-        rows = [(self.vocabulary.ids[t], c) for t, c in query.items() if t in self.vocabulary.ids]
-        if not rows:
-            return None
-        return self.dense_scores(rows)[0], self._baseline(query)
-
     def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IndexArray]:
         """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
         postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in
@@ -706,11 +697,6 @@ class LayeredField:
             return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float64)
         dense, touched, baseline = found
         return touched, dense[touched] + baseline
-
-    def dense(self, query_terms: Sequence[str] | Mapping[str, float]) -> tuple[FloatArray, float] | None:
-        """As ``BM25Index.dense``."""
-        found = self._dense(query_terms)
-        return None if found is None else (found[0], found[2])
 
     def _dense(
         self, query_terms: Sequence[str] | Mapping[str, float]
