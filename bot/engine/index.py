@@ -438,11 +438,11 @@ def top_k(ids: IndexArray, scores: FloatArray, k: int) -> list[tuple[int, float]
     if len(ids) == 0 or k <= 0:
         return []
     if len(ids) > k:
-        keep = np.argpartition(-scores, k - 1)[:k]
+        keep = np.argpartition(scores, -k)[-k:]  # the k largest (no negated copy of the scores)
         last = scores[keep].min()
-        tied = np.flatnonzero(scores == last)
-        if len(tied) > np.count_nonzero(scores[keep] == last):
+        if np.count_nonzero(scores == last) > np.count_nonzero(scores[keep] == last):
             # argpartition keeps any of the passages tied at the k-th score: keep the lowest ids
+            tied = np.flatnonzero(scores == last)
             above = np.flatnonzero(scores > last)
             tied = tied[np.argsort(ids[tied], kind="stable")][: k - len(above)]
             keep = np.concatenate([above, tied])

@@ -612,12 +612,14 @@ class Ranker:
         if len(sent_ids):
             # Best sentence per passage: a running maximum into a dense per-thread buffer, read
             # back for the passages that matched, then cleared (a sentence matches only inside a
-            # passage that matches). Owners widened once to intp: both uses below would cast them.
+            # passage that matches, so clearing the matched passages clears every owner: sorted
+            # ids, and fewer than the sentence postings).
             best = self._best_buffer()
-            owners = self.sentence_owner[sent_ids].astype(np.intp)
-            np.maximum.at(best, owners, sent_scores)
-            scores = scores + w.sentence_weight * best[main_ids]
-            best[owners] = 0.0
+            np.maximum.at(best, self.sentence_owner[sent_ids], sent_scores)
+            bonus = best[main_ids]
+            best[main_ids] = 0.0
+            bonus *= w.sentence_weight
+            scores = bonus + scores  # in place of scores + weight * best: the same sums
         if expects and w.type_boost and len(scores):
             wanted = self.has_date if expects == "date" else self.has_quantity
             scores = scores + w.type_boost * scores.max() * wanted[main_ids]
