@@ -204,7 +204,10 @@ class BM25Index:
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         ids = np.empty(int(indptr[-1]), dtype=np.int32)
-        self.tf = np.empty(len(ids), dtype=np.float32)  # kept for layers (LayeredField)
+        # Each posting's count, kept for layers (LayeredField): two bytes while every count fits
+        # (a passage is at most max_words long), else float32 as before.
+        widest = max((int(tf.max()) for _, _, tf, _ in blocks if len(tf)), default=0)
+        self.tf = np.empty(len(ids), dtype=np.uint16 if widest < 1 << 16 else np.float32)
         cursor = indptr[:-1].copy()
         while blocks:
             terms, offsets, tf, first = blocks.pop(0)
@@ -217,7 +220,7 @@ class BM25Index:
         # Weights computed a slice at a time, so float64 temporaries stay small at 1M passages.
         norm = 1 - params.b + params.b * lengths / (self.avgdl or 1.0)  # per-passage length normalisation
         weights = np.empty(len(ids), dtype=np.float32)
-        step = 1 << 22
+        step = 1 << 20  # five float64 temporaries of this many postings: 40 MB, not 160
         for start in range(0, len(ids), step):
             end = min(start + step, len(ids))
             # The term of each posting in the slice: its rows' lengths, clipped to the slice.

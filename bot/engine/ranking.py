@@ -217,6 +217,28 @@ def _gather(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     return out
 
 
+class IdColumn:
+    """Ids appended a chunk at a time to one buffer that grows in place (realloc), so the build
+    never holds a copy of the whole: two bytes an id while each chunk's ids fit, else four."""
+
+    def __init__(self) -> None:
+        self.buffer = array("H")
+
+    def add(self, ids: npt.NDArray[Any], bound: int) -> None:
+        """Append ``ids``, all below ``bound``."""
+        if bound > 1 << 16 and self.buffer.typecode == "H":
+            wide = array("i")
+            wide.frombytes(np.frombuffer(self.buffer, dtype=np.uint16).astype(np.int32).tobytes())
+            self.buffer = wide
+        self.buffer.frombytes(ids.astype(self._dtype(), copy=False).tobytes())
+
+    def values(self) -> npt.NDArray[Any]:
+        return np.frombuffer(self.buffer, dtype=self._dtype())
+
+    def _dtype(self) -> type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]:
+        return np.uint16 if self.buffer.typecode == "H" else np.int32
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardIndex:
     """Each passage's (term id, prefix id) pairs in text order, heading first, and where each of
@@ -230,26 +252,38 @@ class ForwardIndex:
 
     @classmethod
     def of(
-        cls, chunks: list[tuple[npt.NDArray[Any], ...]], sentence_start: npt.NDArray[np.int64]
+        cls,
+        terms: IdColumn,
+        prefixes: IdColumn,
+        chunks: list[tuple[npt.NDArray[Any], ...]],
+        sentence_start: npt.NDArray[np.int64],
     ) -> ForwardIndex:
-        """From the build's chunks, each (term ids and prefix ids of its occurrences, passage-major:
-        heading, then each sentence; occurrences per passage; per heading; per sentence). Empties
-        ``chunks``: each is freed as it is copied, so the build never holds the whole twice."""
+        """From the build: the term ids and prefix ids of every occurrence, passage-major (heading,
+        then each sentence), and per chunk its occurrences per passage, per heading and per
+        sentence. Empties ``chunks``: each is freed as it is copied."""
         n = len(sentence_start) - 1
         if not chunks:
             none = _narrow(np.zeros(0, dtype=np.int64))
             return cls(none, none, np.zeros(n + 1, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
         columns = [list(column) for column in zip(*chunks, strict=True)]
         chunks.clear()
-        terms, prefixes, per_passage, heading, per_sentence = (_gather(column) for column in columns)
+        per_passage, heading, per_sentence = (_gather(column) for column in columns)
         passage_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(per_passage, out=passage_start[1:])
-        earlier = np.cumsum(per_sentence) - per_sentence  # pairs of all earlier sentences
-        owner = np.repeat(np.arange(n), np.diff(sentence_start))
-        first = passage_start[:-1][owner] + heading[owner] + earlier - earlier[sentence_start[:-1][owner]]
-        span = np.stack([first, first + per_sentence], axis=1).astype(np.int64)
+        # A sentence's first pair: every pair of the sentences before it, plus every heading's up
+        # to its passage's own (built in place: at 1M passages each temporary is 31 MB).
+        span = np.empty((len(per_sentence), 2), dtype=np.int64)
+        first = np.cumsum(per_sentence, dtype=np.int64)
+        first -= per_sentence
+        owner = np.repeat(np.arange(n, dtype=np.int32), np.diff(sentence_start))
+        first += np.cumsum(heading, dtype=np.int64)[owner]
+        del owner
+        span[:, 0] = first
+        first += per_sentence
+        span[:, 1] = first
+        del first
         # Two bytes an occurrence each while the vocabularies stay under 65,536 entries.
-        return cls(_narrow(terms), _narrow(prefixes), passage_start, span)
+        return cls(_narrow(terms.values()), _narrow(prefixes.values()), passage_start, span)
 
     def arrays(self) -> dict[str, npt.NDArray[Any]]:
         return {
@@ -312,6 +346,7 @@ class Ranker:
         sentence_blocks: list[PairBlock] = []
         main_lengths, sentence_lengths = np.zeros(n, dtype=np.float64), []
         forward: list[tuple[npt.NDArray[Any], ...]] = []  # per chunk, for ForwardIndex.of
+        forward_terms, forward_prefixes = IdColumn(), IdColumn()
         prefix_df, upper, lower = _Grown(), _Grown(), _Grown()
         sentence_counts = array("i")  # per passage, its number of sentences
         spans = array("i")  # each sentence's (start, end) in its passage's text
@@ -403,11 +438,11 @@ class Ranker:
                     np.float64
                 )
             )
-            # Held until the corpus is read: ids narrowed while the vocabularies so far fit 16 bits.
+            # Held until the corpus is read: ids in 16 bits while the vocabularies so far fit.
+            forward_terms.add(term_ids, len(vocabulary))
+            forward_prefixes.add(table["prefix"][at], len(prefix_vocabulary))
             forward.append(
                 (
-                    _narrow(term_ids, len(vocabulary)),
-                    _narrow(table["prefix"][at], len(prefix_vocabulary)),
                     np.bincount(term_passage - lo, minlength=hi - lo).astype(np.int32),
                     np.bincount(term_passage[~in_sentence] - lo, minlength=hi - lo).astype(np.int32),
                     np.bincount(
@@ -482,7 +517,7 @@ class Ranker:
         np.cumsum(np.bincount(self.sentence_owner, minlength=n), out=self.sentence_start[1:])
         self.sentence_spans = np.frombuffer(spans, dtype=np.int32).reshape(-1, 2).copy()
         # What the decision reads of a hit, so that no hit's text is tokenised at query time.
-        self.forward = ForwardIndex.of(forward, self.sentence_start)
+        self.forward = ForwardIndex.of(forward_terms, forward_prefixes, forward, self.sentence_start)
         self.prefix_doc_freq: Mapping[str, int] = Counts(prefix_vocabulary, prefix_df.counts)
         upper.add(np.zeros(0, dtype=np.int32), len(vocabulary))
         lower.add(np.zeros(0, dtype=np.int32), len(vocabulary))
