@@ -198,11 +198,10 @@ def _distinct_in_block(keys: IntArray, owners: IntArray, first_owner: int, owner
     )
 
 
-def _narrow(values: npt.NDArray[Any], bound: int | None = None) -> npt.NDArray[Any]:
-    """Non-negative integers (all below ``bound``, when given) in 16 bits when they fit, else 32."""
-    if bound is None:
-        bound = int(values.max()) + 1 if len(values) else 0
-    return values.astype(np.uint16 if bound <= 1 << 16 else np.int32, copy=False)
+def _narrow(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Non-negative integers in 16 bits when they fit, else 32 (no copy when already so)."""
+    fits = not len(values) or int(values.max()) < 1 << 16
+    return values.astype(np.uint16 if fits else np.int32, copy=False)
 
 
 def _gather(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
