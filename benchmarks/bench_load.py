@@ -76,6 +76,7 @@ from benchmarks.load_driver import (  # noqa: E402
     register_commands,
     run_load,
     set_cooldown,
+    wait_for_vectors,
 )
 from bot.storage import GuildSettings  # noqa: E402
 
@@ -245,6 +246,7 @@ async def bench(args: argparse.Namespace) -> Report:
                     bots.append(await stack.enter_async_context(process))
                 pids = [bot.pid for bot in bots]
                 await set_cooldown(standin, world, 0)
+                await wait_for_vectors(standin, world)  # expected answers are semantic
                 # The engine's own answers, with a new server's settings (cooldown aside): what
                 # every reply must hold.
                 expected = expected_answers(questions, bots[0].corpus, GuildSettings(cooldown_seconds=0))

@@ -514,6 +514,33 @@ async def set_cooldown(standin: DiscordStandin, world: World, seconds: int = 0) 
             )
 
 
+async def wait_for_vectors(standin: DiscordStandin, world: World, timeout: float = 60.0) -> None:
+    """Until each server's engine runs in semantic mode, as its moderator's ``/admin status`` says.
+
+    A bot answers lexically while its vectors load in a worker thread (model load and reading
+    the cache: a second or more on a busy machine); the expected answers are the semantic ones.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    for server in world.servers:
+        while True:
+            event = standin.slash_interaction(
+                "admin",
+                subcommand="status",
+                member=server.moderator,
+                guild=server.guild,
+                channel=server.channels[0],
+            )
+            await standin.dispatch("INTERACTION_CREATE", event)
+            reply = await standin.wait_for_sent_message(
+                lambda m, asked=event["id"]: m.interaction_id == asked, timeout=30.0
+            )
+            if "being encoded" not in reply_text(reply):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{server.guild['name']}: vectors not ready in {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
 # -- one run --------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from benchmarks.load_driver import (
     register_commands,
     run_load,
     set_cooldown,
+    wait_for_vectors,
 )
 from bot.storage import GuildSettings
 
@@ -47,6 +48,7 @@ async def test_200_questions_are_each_answered_exactly_once_through_429s_and_rec
     questions = load_questions()
     async with run_bot() as bot:
         await set_cooldown(standin, world, 0)  # back-to-back questions get answers, not "wait"
+        await wait_for_vectors(standin, world)  # expected answers are semantic
         # The real engine, in-process, on the corpus the bot reads, with the server's settings:
         # what each reply must quote.
         settings = await bot.storage.get_settings(int(standin.guild["id"]))
@@ -100,6 +102,7 @@ async def test_two_shard_processes_on_postgresql_answer_each_question_exactly_on
                     BotProcess(standin, database=tmp_path / f"{shard}.db", env=env)
                 )
             await set_cooldown(standin, world, 0)
+            await wait_for_vectors(standin, world)  # expected answers are semantic
             questions = load_questions()
             expected = expected_answers(questions, ROOT / "corpus", GuildSettings(cooldown_seconds=0))
             result = await run_load(standin, plan, world, questions)
