@@ -1,5 +1,6 @@
 """The inverted index gives rank-bm25's figures, for the passages that hold a query word."""
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,14 @@ import rank_bm25
 
 from bot.engine import Engine
 from bot.engine.analyzer import analyze_pairs
-from bot.engine.answers import words_of, words_of_pairs
+from bot.engine.answers import EXACT, PREFIX, Match, QuestionView, words_of, words_of_pairs
 from bot.engine.documents import parse_text
 from bot.engine.index import BM25Index, BM25Params, top_k
 from bot.engine.passages import split_sentences
 from bot.engine.ranking import passage_terms
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
 QUERIES = [
     ["musk", "trump"],
     ["hashtag", "trend", "feud"],
@@ -283,3 +285,32 @@ def test_the_forward_index_holds_what_analysing_a_hits_text_gives(tmp_path: Path
             whole, sentences = _analysed(engine, pid)
             assert engine.ranker.words(pid) == whole
             assert engine.ranker.sentence_words(pid) == sentences
+
+
+def test_what_a_hit_holds_of_a_question_is_what_its_words_hold(tmp_path: Path) -> None:
+    """``Ranker.matches`` compares ids in the forward index, every hit at once: for each question
+    word, the same exact / prefix / missing as the hit's analysed words and each sentence's, in a
+    built, a read-back and a layered engine, in any order of hits and layers."""
+    built = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
+    read = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
+    extra = parse_text(
+        "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered the responders.\n\nNo more.",
+        doc_id="notes",
+        default_title="Notes",
+        markdown=True,
+    )
+    layered = built.with_documents([extra])
+    questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "dev.jsonl").open()]
+    questions += ["Who cheered the rocket launch responses?", "Musk responding zzzunknown"]
+    seen: set[int] = set()
+    for engine in (built, read, layered):
+        pids = list(range(len(engine.passages)))[::-1]  # the last layer's first
+        for question in questions:
+            q = QuestionView.of(question, engine.decider)
+            for pid, (passage, sentences) in zip(pids, engine.ranker.matches(q, pids), strict=True):
+                whole, analysed = _analysed(engine, pid)
+                assert passage.held == Match.of(q, whole).held
+                seen.update(passage.held)
+                assert passage.terms == (whole.terms if q.expects_name else frozenset())
+                assert [(s, m.held) for s, m in sentences] == [(s, Match.of(q, w).held) for s, w in analysed]
+    assert seen == {EXACT, PREFIX, 0}  # every case met

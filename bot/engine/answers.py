@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from .analyzer import analyze_pairs, normalize, tokenize
@@ -106,6 +107,30 @@ class PassageWords:
 
 
 @dataclass(frozen=True, slots=True)
+class Match:
+    """Which of a question's words a passage or a sentence holds: for each of ``QuestionView.terms``,
+    in order, ``EXACT`` (the term itself), ``PREFIX`` (only a word with its prefix) or 0. The
+    decision reads nothing else of a hit's words but, for a who-question, its ``terms``."""
+
+    held: list[int]
+    terms: AbstractSet[str] = frozenset()
+
+    @classmethod
+    def of(cls, q: QuestionView, words: PassageWords) -> Match:
+        held = [
+            EXACT if t in words.terms else PREFIX if q.prefixes[t] in words.prefixes else 0 for t in q.terms
+        ]
+        return cls(held, words.terms)
+
+    def first(self, n: int) -> Match:
+        """For the question's first ``n`` terms only (a follow-up's own, before its context's)."""
+        return Match(self.held[:n], self.terms)
+
+
+EXACT, PREFIX = 2, 1
+
+
+@dataclass(frozen=True, slots=True)
 class QuestionView:
     """What the decision needs to know about the question, computed once."""
 
@@ -121,6 +146,9 @@ class QuestionView:
         default_factory=dict, compare=False, repr=False
     )
     term_weights: dict[Decider, list[float]] = field(default_factory=dict, compare=False, repr=False)
+    unknown_shares: dict[Decider, float] = field(default_factory=dict, compare=False, repr=False)
+    # Per ranker (a layer has its own vocabularies), the ids of ``terms`` and of their prefixes.
+    ids: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, question: str, decider: Decider | None = None) -> QuestionView:
@@ -201,36 +229,32 @@ class Decider:
             found = known[term] = (df, idf)
         return found
 
-    @staticmethod
-    def holds(q: QuestionView, words: PassageWords, term: str) -> bool:
-        return term in words.terms or q.prefixes[term] in words.prefixes
-
-    def missing_max(self, q: QuestionView, words: PassageWords) -> float:
+    def missing_max(self, q: QuestionView, match: Match) -> float:
         """The weight of the heaviest question word the passage lacks, as a share of the whole:
         a question whose one rare word is missing asks about something else."""
         weights = self.weights(q)
-        missing = [w for t, w in zip(q.terms, weights, strict=True) if not self.holds(q, words, t)]
+        missing = [w for held, w in zip(match.held, weights, strict=True) if not held]
         return max(missing, default=0.0) / sum(weights) if weights else 0.0
 
-    def subject_coverage(self, q: QuestionView, words: PassageWords) -> float:
+    def subject_coverage(self, q: QuestionView, match: Match) -> float:
         """Coverage of the question's words that are not names (1 when all are names): a passage
         that holds "Bluesky" but not "founded" names the subject without saying what was asked."""
         weights = [
-            (w, self.holds(q, words, t))
-            for t, w in zip(q.terms, self.weights(q), strict=True)
+            (w, bool(held))
+            for t, held, w in zip(q.terms, match.held, self.weights(q), strict=True)
             if t not in self.names
         ]
         total = sum(w for w, _ in weights)
         return sum(w for w, held in weights if held) / total if total else 1.0
 
-    def coverage(self, q: QuestionView, words: PassageWords) -> float:
+    def coverage(self, q: QuestionView, match: Match) -> float:
         """The share of the question's weight that the passage holds: the passage's confidence."""
         total = held = 0.0
-        for t, weight in zip(q.terms, self.weights(q), strict=True):
+        for found, weight in zip(match.held, self.weights(q), strict=True):
             total += weight
-            if t in words.terms:
+            if found == EXACT:
                 held += weight
-            elif q.prefixes[t] in words.prefixes:
+            elif found:
                 held += PREFIX_MATCH_CREDIT * weight  # "response" for "respond": likely, not certain
         return held / total if total else 0.0
 
@@ -240,13 +264,17 @@ class Decider:
         return any(t in self.doc_freq for t in q.terms)
 
     def unknown_share(self, q: QuestionView) -> float:
-        """The share of the question's weight in words no document uses."""
-        weights = [(w, self.known(q, t)) for t, w in zip(q.terms, self.weights(q), strict=True)]
-        total = sum(w for w, _ in weights)
-        return sum(w for w, known in weights if not known) / total if total else 0.0
+        """The share of the question's weight in words no document uses (once per question)."""
+        found = q.unknown_shares.get(self)
+        if found is None:
+            weights = [(w, self.known(q, t)) for t, w in zip(q.terms, self.weights(q), strict=True)]
+            total = sum(w for w, _ in weights)
+            found = sum(w for w, known in weights if not known) / total if total else 0.0
+            q.unknown_shares[self] = found
+        return found
 
     def holds_expected(
-        self, q: QuestionView, words: PassageWords, has_date: bool, has_quantity: bool
+        self, q: QuestionView, match: Match, has_date: bool, has_quantity: bool
     ) -> bool | None:
         """Whether the passage holds what the question asks for (a date, a quantity, a name):
         None when the question expects nothing in particular. Whether it holds a date or a
@@ -257,29 +285,29 @@ class Decider:
             return has_quantity
         if q.expects_name:
             asked = set(q.terms)
-            return any(t in self.names and t not in asked for t in words.terms)
+            return any(t in self.names and t not in asked for t in match.terms)
         return None
 
     def signals(
         self,
         q: QuestionView,
-        words: PassageWords,
-        sentence: str | PassageWords,
+        match: Match,
+        sentence: str | Match,
         margin: float,
         cosines: tuple[float, float] = (0.0, 0.0),
         *,
         has_date: bool,
         has_quantity: bool,
     ) -> Signals:
-        """The decision's view of a passage (its ``words``, its answer ``sentence`` or that
-        sentence's words, whether it holds a date or a quantity) for the question."""
-        expected = self.holds_expected(q, words, has_date, has_quantity)
-        sentence_words = words_of(sentence) if isinstance(sentence, str) else sentence
+        """The decision's view of a passage (what it holds of the question, its answer ``sentence``
+        or what that holds, whether it holds a date or a quantity) for the question."""
+        expected = self.holds_expected(q, match, has_date, has_quantity)
+        sentence_match = Match.of(q, words_of(sentence)) if isinstance(sentence, str) else sentence
         return Signals(
-            coverage=self.coverage(q, words),
-            subject_coverage=self.subject_coverage(q, words),
-            missing_max=self.missing_max(q, words),
-            sentence_coverage=self.coverage(q, sentence_words),
+            coverage=self.coverage(q, match),
+            subject_coverage=self.subject_coverage(q, match),
+            missing_max=self.missing_max(q, match),
+            sentence_coverage=self.coverage(q, sentence_match),
             unknown=self.unknown_share(q),
             unknown_name=float(bool(q.unknown_names)),
             type_found=float(expected is True),
@@ -329,17 +357,17 @@ def best_sentence_words(
     decider: Decider,
     cosines: Sequence[float] | None = None,
     cosine_weight: float = 0.0,
-    read: Sequence[tuple[str, PassageWords]] | None = None,
-) -> tuple[str, PassageWords]:
-    """``best_sentence`` and its words (the decision reads them again). ``read``: the passage's
-    sentences and their words, already known (``Ranker.sentence_words``)."""
+    read: Sequence[tuple[str, Match]] | None = None,
+) -> tuple[str, Match]:
+    """``best_sentence`` and what it holds of the question (the decision reads it again).
+    ``read``: the passage's sentences and what each holds, already known (``Ranker.matches``)."""
     if read is None:
-        read = [(sentence, words_of(sentence)) for sentence in split_sentences(passage.text)]
+        read = [(sentence, Match.of(q, words_of(sentence))) for sentence in split_sentences(passage.text)]
     sentences = [sentence for sentence, _ in read]
     scores = []
-    weights = list(zip(q.terms, decider.weights(q), strict=True))
-    for sentence, words in read:
-        score = sum(w for t, w in weights if decider.holds(q, words, t))
+    weights = decider.weights(q)
+    for sentence, match in read:
+        score = sum(compress(weights, match.held))  # the weights of the words it holds, in order
         if (q.expects == "date" and DATE.search(sentence)) or (
             q.expects == "quantity" and QUANTITY.search(sentence)
         ):
@@ -350,8 +378,8 @@ def best_sentence_words(
         scores = [
             (s / top if top > 0 else 0.0) + cosine_weight * c for s, c in zip(scores, cosines, strict=True)
         ]
-    best, best_words, best_score = passage.text, None, -math.inf
-    for (sentence, words), score in zip(read, scores, strict=True):
+    best, best_match, best_score = passage.text, None, -math.inf
+    for (sentence, match), score in zip(read, scores, strict=True):
         if score > best_score:
-            best, best_words, best_score = sentence, words, score
-    return best, best_words if best_words is not None else words_of(best)
+            best, best_match, best_score = sentence, match, score
+    return best, best_match if best_match is not None else Match.of(q, words_of(best))

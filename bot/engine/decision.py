@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,17 @@ class Signals:
 
     def vector(self, features: list[str]) -> list[float]:
         """The values of ``features``: a signal's name, or a product of names (``a*b``)."""
+        return self.values(tuple(tuple(feature.split("*")) for feature in features))
+
+    def values(self, parts: tuple[tuple[str, ...], ...]) -> list[float]:
+        """``vector`` for features already split into the names they multiply."""
         # getattr, not asdict: asdict deep-copies every field, a tenth of a question's decision
-        return [math.prod(float(getattr(self, name)) for name in feature.split("*")) for feature in features]
+        return [
+            float(getattr(self, names[0]))
+            if len(names) == 1
+            else math.prod(float(getattr(self, n)) for n in names)
+            for names in parts
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,10 @@ class LogisticModel:
     coefficients: list[float]
     intercept: float
     threshold: float  # the answer line at the default strictness (0.5), fitted with the model
+    parts: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)  # names per feature
+
+    def __post_init__(self) -> None:  # split once, not at every hit
+        object.__setattr__(self, "parts", tuple(tuple(feature.split("*")) for feature in self.features))
 
     def threshold_for(self, strictness: float, strict_threshold: float) -> float:
         """Strictness 0 answers anything with a known word; 0.5 is the fitted line; 1 the strict
@@ -75,7 +88,7 @@ class LogisticModel:
 
     def probability(self, signals: Signals) -> float:
         z = self.intercept + sum(
-            c * x for c, x in zip(self.coefficients, signals.vector(self.features), strict=True)
+            c * x for c, x in zip(self.coefficients, signals.values(self.parts), strict=True)
         )
         return 1 / (1 + math.exp(-z)) if z > -700 else 0.0
 

@@ -412,6 +412,9 @@ class Engine:
             ranked = fused_top(ids, bm25, cosines.fused, self.weights.cosine_weight, want, among)
         model = self.decision.model(semantic=cosines is not None)
 
+        ranks = [0, *range(max(offset, 1), min(offset + k, len(ranked)))]  # the top, and the hits shown
+        matches = dict(zip(ranks, self.ranker.matches(merged, [ranked[r][0] for r in ranks]), strict=True))
+
         def hit(rank: int) -> tuple[Hit, str]:
             pid, score = ranked[rank]
             # The best other hit: the top for every hit but the top; nothing for a lone match.
@@ -425,8 +428,9 @@ class Engine:
                 sentence_cosines = cosines.sentence[first:end].tolist()
             weight = self.weights.sentence_cosine_weight if sentence_cosines else 0.0
             # The decision reads the sentence that best holds the question (with its context)...
-            evidence, evidence_words = best_sentence_words(
-                passage, merged, self.decider, sentence_cosines, weight, self.ranker.sentence_words(pid)
+            held, sentences_held = matches[rank]
+            evidence, evidence_held = best_sentence_words(
+                passage, merged, self.decider, sentence_cosines, weight, sentences_held
             )
             sentence = evidence
             if context:  # ...the answer is one the answer it follows did not say
@@ -437,10 +441,12 @@ class Engine:
             pair = (0.0, 0.0)
             if cosines is not None:
                 pair = (float(cosines.passage[pid]), float(cosines.best_sentence[pid]))
+            if view is not merged:  # a follow-up decided by its own words: the first of merged's
+                held, evidence_held = held.first(len(view.terms)), evidence_held.first(len(view.terms))
             signals = self.decider.signals(
                 view,
-                self.ranker.words(pid),
-                evidence_words,
+                held,
+                evidence_held,
                 margin,
                 pair,
                 has_date=bool(self.ranker.has_date[pid]),

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .analyzer import _TOKEN, analyze, normalize, normalize_in_place, token_terms
-from .answers import DATE, QUANTITY, PassageWords
+from .answers import DATE, EXACT, PREFIX, QUANTITY, Match, PassageWords, QuestionView
 from .index import (
     REMEMBERED_TERMS,
     BM25Index,
@@ -55,6 +55,8 @@ from .index import (
     LayeredField,
     PairBlock,
     Vocabulary,
+    local_ids,
+    term_hashes,
     top_k,
 )
 from .passages import Passage, sentence_spans
@@ -616,6 +618,61 @@ class Ranker:
         spans = found.sentence_span[first:end].tolist()
         return [(text, self._words(found, a, b)) for text, (a, b) in zip(texts, spans, strict=True)]
 
+    def matches(self, q: QuestionView, pids: Sequence[int]) -> list[tuple[Match, list[tuple[str, Match]]]]:
+        """What each of passages ``pids`` and each of its sentences hold of the question's words:
+        the same as ``Match.of`` over ``words`` and ``sentence_words``, found by comparing ids in
+        the forward index, every hit at once (sets of strings cost more than the rest of a hit)."""
+        term_ids, prefix_ids = self._question_ids(q)
+        found, sentence_start = self.forward, self.sentence_start
+        ranges = [
+            (
+                int(found.passage_start[p]),
+                int(found.passage_start[p + 1]),
+                int(sentence_start[p]),
+                int(sentence_start[p + 1]),
+            )
+            for p in pids
+        ]
+        # The hits' pairs one after another; for each question word, how many of the first i are
+        # it (row 0) or share its prefix (row 1): a span holds the word where the count rises.
+        terms = np.concatenate([found.terms[a:b] for a, b, _, _ in ranges])
+        prefixes = np.concatenate([found.prefixes[a:b] for a, b, _, _ in ranges])
+        counts = np.zeros((2, len(terms) + 1, len(q.terms)), dtype=np.int32)
+        np.cumsum(terms[:, None] == term_ids, axis=0, dtype=np.int32, out=counts[0, 1:])
+        np.cumsum(prefixes[:, None] == prefix_ids, axis=0, dtype=np.int32, out=counts[1, 1:])
+        spans, at = [], 0  # per hit, its whole passage, then each sentence, moved to where it now lies
+        for a, b, first, end in ranges:
+            spans += [np.asarray([[at, at + b - a]]), found.sentence_span[first:end] - (a - at)]
+            at += b - a
+        span = np.concatenate(spans)
+        exact, prefix = counts[:, span[:, 1]] > counts[:, span[:, 0]]
+        held = np.where(exact, EXACT, np.where(prefix, PREFIX, 0)).tolist()
+        out, row = [], 0
+        for pid, (a, b, first, end) in zip(pids, ranges, strict=True):
+            words = self._words(found, a, b).terms if q.expects_name else frozenset()
+            texts = self.sentences_of(pid)
+            out.append(
+                (
+                    Match(held[row], words),
+                    [
+                        (t, Match(h))
+                        for t, h in zip(texts, held[row + 1 : row + 1 + end - first], strict=True)
+                    ],
+                )
+            )
+            row += 1 + end - first
+        return out
+
+    def _question_ids(self, q: QuestionView) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The ids of the question's terms and of their prefixes here (-1: not in this layer)."""
+        found = q.ids.get(self)
+        if found is None:
+            prefixes = [q.prefixes[t] for t in q.terms]
+            terms = local_ids(self.vocabulary, q.terms, term_hashes(q.terms))
+            prefix_ids = local_ids(self.prefix_vocabulary, prefixes, term_hashes(prefixes))
+            found = q.ids[self] = (np.asarray(terms, dtype=np.int64), np.asarray(prefix_ids, dtype=np.int64))
+        return found
+
     def _words(self, found: ForwardIndex, a: int, b: int) -> PassageWords:
         terms, prefixes = self.vocabulary.terms, self.prefix_vocabulary.terms
         return PassageWords(
@@ -728,6 +785,18 @@ class LayeredRanker(Ranker):
     def sentence_words(self, pid: int) -> list[tuple[str, PassageWords]]:
         layer, local = self._layer_of(pid)
         return layer.sentence_words(local)
+
+    def matches(self, q: QuestionView, pids: Sequence[int]) -> list[tuple[Match, list[tuple[str, Match]]]]:
+        by_layer: dict[int, list[tuple[int, int]]] = {}  # layer -> (place in pids, local id)
+        for i, pid in enumerate(pids):
+            layer, local = self._layer_of(pid)
+            by_layer.setdefault(self.layers.index(layer), []).append((i, local))
+        out: list[tuple[Match, list[tuple[str, Match]]]] = [None] * len(pids)  # type: ignore[list-item]
+        for layer_no, places in by_layer.items():
+            found = self.layers[layer_no].matches(q, [local for _, local in places])
+            for (i, _), match in zip(places, found, strict=True):
+                out[i] = match
+        return out
 
 
 class LayeredNames(AbstractSet[str]):
