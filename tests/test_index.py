@@ -267,20 +267,23 @@ def _analysed(engine: Engine, pid: int) -> tuple[Any, list[tuple[str, Any]]]:
     return whole, [(s, words_of(s)) for s in split_sentences(passage.text)]
 
 
-def test_the_forward_index_holds_what_analysing_a_hits_text_gives(tmp_path: Path) -> None:
-    """The decision reads a hit's words and its sentences' words from the forward index: the same
-    as tokenising the text again, built, read back from disk, and in a server's layered engine."""
+def _built_read_and_layered(tmp_path: Path, server_text: str) -> tuple[Engine, Engine, Engine]:
+    """The article's engine as built, as read back from its index on disk, and with a server's
+    Markdown document ``server_text`` as a layer beside it."""
     built = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
     read = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
     assert read.index_from_disk
-    extra = parse_text(
-        "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered.\n\nNo more.",
-        doc_id="notes",
-        default_title="Notes",
-        markdown=True,
+    extra = parse_text(server_text, doc_id="notes", default_title="Notes", markdown=True)
+    return built, read, built.with_documents([extra])
+
+
+def test_the_forward_index_holds_what_analysing_a_hits_text_gives(tmp_path: Path) -> None:
+    """The decision reads a hit's words and its sentences' words from the forward index: the same
+    as tokenising the text again, built, read back from disk, and in a server's layered engine."""
+    engines = _built_read_and_layered(
+        tmp_path, "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered.\n\nNo more."
     )
-    layered = built.with_documents([extra])
-    for engine in (built, read, layered):
+    for engine in engines:
         for pid in range(len(engine.passages)):
             whole, sentences = _analysed(engine, pid)
             assert engine.ranker.words(pid) == whole
@@ -291,19 +294,13 @@ def test_what_a_hit_holds_of_a_question_is_what_its_words_hold(tmp_path: Path) -
     """``Ranker.matches`` compares ids in the forward index, every hit at once: for each question
     word, the same exact / prefix / missing as the hit's analysed words and each sentence's, in a
     built, a read-back and a layered engine, in any order of hits and layers."""
-    built = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
-    read = Engine.from_path(CORPUS, semantic=False, vector_cache=tmp_path, index_cache_above=1)
-    extra = parse_text(
-        "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered the responders.\n\nNo more.",
-        doc_id="notes",
-        default_title="Notes",
-        markdown=True,
+    engines = _built_read_and_layered(
+        tmp_path, "# Launch\n\nThe rocket flew on 4 July 2023. Musk cheered the responders.\n\nNo more."
     )
-    layered = built.with_documents([extra])
     questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "dev.jsonl").open()]
     questions += ["Who cheered the rocket launch responses?", "Musk responding zzzunknown"]
     seen: set[int] = set()
-    for engine in (built, read, layered):
+    for engine in engines:
         pids = list(range(len(engine.passages)))[::-1]  # the last layer's first
         for question in questions:
             q = QuestionView.of(question, engine.decider)

@@ -787,16 +787,15 @@ class LayeredRanker(Ranker):
         return layer.sentence_words(local)
 
     def matches(self, q: QuestionView, pids: Sequence[int]) -> list[tuple[Match, list[tuple[str, Match]]]]:
-        by_layer: dict[int, list[tuple[int, int]]] = {}  # layer -> (place in pids, local id)
+        by_layer: dict[Ranker, list[tuple[int, int]]] = {}  # layer -> (place in pids, local id)
         for i, pid in enumerate(pids):
             layer, local = self._layer_of(pid)
-            by_layer.setdefault(self.layers.index(layer), []).append((i, local))
-        out: list[tuple[Match, list[tuple[str, Match]]]] = [None] * len(pids)  # type: ignore[list-item]
-        for layer_no, places in by_layer.items():
-            found = self.layers[layer_no].matches(q, [local for _, local in places])
-            for (i, _), match in zip(places, found, strict=True):
-                out[i] = match
-        return out
+            by_layer.setdefault(layer, []).append((i, local))
+        found: dict[int, tuple[Match, list[tuple[str, Match]]]] = {}
+        for layer, places in by_layer.items():
+            matches = layer.matches(q, [local for _, local in places])
+            found.update(zip((i for i, _ in places), matches, strict=True))
+        return [found[i] for i in range(len(pids))]
 
 
 class LayeredNames(AbstractSet[str]):
