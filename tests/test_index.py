@@ -311,3 +311,17 @@ def test_what_a_hit_holds_of_a_question_is_what_its_words_hold(tmp_path: Path) -
                 assert passage.terms == (whole.terms if q.expects_name else frozenset())
                 assert [(s, m.held) for s, m in sentences] == [(s, Match.of(q, w).held) for s, w in analysed]
     assert seen == {EXACT, PREFIX, 0}  # every case met
+
+
+@pytest.mark.parametrize("levels", [3, 50, 0])
+def test_top_k_over_many_scores_is_a_full_sort_s_first_k(levels: int) -> None:
+    """Above a few thousand scores, top_k first drops what cannot reach the k-th score (block
+    maxima): the result must still be exactly the head of a sort by score, then id, ties included
+    (``levels`` distinct scores, 0: all distinct)."""
+    rng = np.random.default_rng(levels)
+    n = 50_000
+    scores = rng.integers(0, levels, n).astype(np.float64) if levels else rng.gamma(2.0, 1.0, n)
+    ids = np.sort(rng.choice(200_000, n, replace=False)).astype(np.intp)
+    for k in (1, 10, 12):
+        expected = sorted(zip(ids.tolist(), scores.tolist(), strict=True), key=lambda p: (-p[1], p[0]))[:k]
+        assert top_k(ids, scores, k) == expected

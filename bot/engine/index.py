@@ -436,10 +436,27 @@ def _idf(df: npt.NDArray[np.int64], passages: int, params: BM25Params) -> FloatA
     return idf
 
 
+TOP_K_BLOCK = 512  # scores per block whose maximum bounds the k-th score from below
+
+
+def _at_least_kth(ids: IndexArray, scores: FloatArray, k: int) -> tuple[IndexArray, FloatArray]:
+    """The (id, score) pairs that can be among the ``k`` best, all of them with their ties: those
+    scoring at least the k-th largest of the block maxima. k blocks each hold a score that high,
+    so the k-th score is too. ``argpartition`` over 100k scores costs about a millisecond; the
+    block maxima and one comparison, a tenth of that, and a few hundred scores pass."""
+    whole = len(scores) // TOP_K_BLOCK * TOP_K_BLOCK
+    maxima = scores[:whole].reshape(-1, TOP_K_BLOCK).max(axis=1)
+    bound = np.partition(maxima, -k)[-k]
+    keep = np.flatnonzero(scores >= bound)
+    return ids[keep], scores[keep]
+
+
 def top_k(ids: IndexArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
     """The ``k`` highest-scoring (id, score) pairs, best first; ties go to the lower id."""
     if len(ids) == 0 or k <= 0:
         return []
+    if len(ids) >= TOP_K_BLOCK * k * 4:
+        ids, scores = _at_least_kth(ids, scores, k)
     if len(ids) > k:
         keep = np.argpartition(scores, -k)[-k:]  # the k largest (no negated copy of the scores)
         last = scores[keep].min()
