@@ -147,6 +147,7 @@ class QuestionView:
     )
     term_weights: dict[Decider, list[float]] = field(default_factory=dict, compare=False, repr=False)
     unknown_shares: dict[Decider, float] = field(default_factory=dict, compare=False, repr=False)
+    subjects: dict[Decider, list[bool]] = field(default_factory=dict, compare=False, repr=False)
     # Per ranker (a layer has its own vocabularies), the ids of ``terms`` and of their prefixes.
     ids: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -229,33 +230,52 @@ class Decider:
             found = known[term] = (df, idf)
         return found
 
-    def missing_max(self, q: QuestionView, match: Match) -> float:
-        """The weight of the heaviest question word the passage lacks, as a share of the whole:
-        a question whose one rare word is missing asks about something else."""
-        weights = self.weights(q)
-        missing = [w for held, w in zip(match.held, weights, strict=True) if not held]
-        return max(missing, default=0.0) / sum(weights) if weights else 0.0
+    def passage_signals(self, q: QuestionView, match: Match) -> tuple[float, float, float]:
+        """(coverage, subject coverage, missing max) of what a passage holds, in one pass over the
+        question's words (a dense question has fifteen, and a question ten hits):
 
-    def subject_coverage(self, q: QuestionView, match: Match) -> float:
-        """Coverage of the question's words that are not names (1 when all are names): a passage
-        that holds "Bluesky" but not "founded" names the subject without saying what was asked."""
-        weights = [
-            (w, bool(held))
-            for t, held, w in zip(q.terms, match.held, self.weights(q), strict=True)
-            if t not in self.names
-        ]
-        total = sum(w for w, _ in weights)
-        return sum(w for w, held in weights if held) / total if total else 1.0
+        - coverage: the share of the question's weight the passage holds, a word met only by its
+          prefix counting ``PREFIX_MATCH_CREDIT`` ("response" for "respond": likely, not certain);
+        - subject coverage: the same over the words that are not names, any match counting whole
+          (1 when all are names): a passage that holds "Bluesky" but not "founded" names the
+          subject without saying what was asked;
+        - missing max: the heaviest question word the passage lacks, as a share of the weight: a
+          question whose one rare word is missing asks about something else."""
+        total = held = subject_total = subject_held = heaviest = 0.0
+        for found, weight, subject in zip(match.held, self.weights(q), self.subjects(q), strict=True):
+            total += weight
+            if found == EXACT:
+                held += weight
+            elif found:
+                held += PREFIX_MATCH_CREDIT * weight
+            elif weight > heaviest:
+                heaviest = weight
+            if subject:
+                subject_total += weight
+                if found:
+                    subject_held += weight
+        return (
+            held / total if total else 0.0,
+            subject_held / subject_total if subject_total else 1.0,
+            heaviest / total if total else 0.0,
+        )
+
+    def subjects(self, q: QuestionView) -> list[bool]:
+        """For each of ``q.terms``, whether it is not a name (once per question)."""
+        found = q.subjects.get(self)
+        if found is None:
+            found = q.subjects[self] = [t not in self.names for t in q.terms]
+        return found
 
     def coverage(self, q: QuestionView, match: Match) -> float:
-        """The share of the question's weight that the passage holds: the passage's confidence."""
+        """The share of the question's weight that ``match`` holds (``passage_signals``)."""
         total = held = 0.0
         for found, weight in zip(match.held, self.weights(q), strict=True):
             total += weight
             if found == EXACT:
                 held += weight
             elif found:
-                held += PREFIX_MATCH_CREDIT * weight  # "response" for "respond": likely, not certain
+                held += PREFIX_MATCH_CREDIT * weight
         return held / total if total else 0.0
 
     def knows_any(self, q: QuestionView) -> bool:
@@ -303,10 +323,11 @@ class Decider:
         or what that holds, whether it holds a date or a quantity) for the question."""
         expected = self.holds_expected(q, match, has_date, has_quantity)
         sentence_match = Match.of(q, words_of(sentence)) if isinstance(sentence, str) else sentence
+        coverage, subject_coverage, missing_max = self.passage_signals(q, match)
         return Signals(
-            coverage=self.coverage(q, match),
-            subject_coverage=self.subject_coverage(q, match),
-            missing_max=self.missing_max(q, match),
+            coverage=coverage,
+            subject_coverage=subject_coverage,
+            missing_max=missing_max,
             sentence_coverage=self.coverage(q, sentence_match),
             unknown=self.unknown_share(q),
             unknown_name=float(bool(q.unknown_names)),
