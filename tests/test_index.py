@@ -313,6 +313,23 @@ def test_what_a_hit_holds_of_a_question_is_what_its_words_hold(tmp_path: Path) -
     assert seen == {EXACT, PREFIX, 0}  # every case met
 
 
+def test_each_sentence_posting_knows_its_passage_built_and_read_back(tmp_path: Path) -> None:
+    """The best sentence per passage reads each touched sentence posting's passage as slices of
+    ``posting_owner``: the same passages as looking each sentence up, in a built, a read-back and
+    a layered engine (whose field reads by sentence id)."""
+    engines = _built_read_and_layered(tmp_path, "# Launch\n\nThe rocket flew in 2023. Musk cheered.")
+    questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "dev.jsonl").open()]
+    for engine in engines:
+        ranker = engine.ranker
+        for question in [*questions, "rocket Musk Trump Musk"]:
+            terms = QuestionView.of(question).query
+            sentence_ids, _ = ranker.sentences.posting_scores(terms)
+            owners = ranker._owners(terms, sentence_ids)
+            assert owners.tolist() == ranker.sentence_owner[sentence_ids].tolist()
+    built = engines[0].ranker
+    assert len(built.posting_owner) == len(built.sentences.postings.ids)  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("levels", [3, 50, 0])
 def test_top_k_over_many_scores_is_a_full_sort_s_first_k(levels: int) -> None:
     """Above a few thousand scores, top_k first drops what cannot reach the k-th score (block

@@ -198,6 +198,7 @@ class Engine:
                 shutil.rmtree(directory, ignore_errors=True)
         ranker = Ranker(self.passages, self.params, self.weights, progress=progress)
         release_freed_memory()  # the build's short-lived arrays and strings
+        _ = ranker.posting_owner  # made now that they are freed, not at the first question
         if large:
             try:
                 directory.parent.mkdir(parents=True, exist_ok=True)

@@ -334,6 +334,17 @@ class BM25Index:
             scores += self._baseline(query)
         return touched, scores
 
+    def along_postings(
+        self, values: npt.NDArray[Any], query_terms: Sequence[str] | Mapping[str, float]
+    ) -> npt.NDArray[Any]:
+        """``values`` (one per posting, in posting order) for the postings ``posting_scores``
+        touches, in its order: slices copied one after another, where indexing ``values`` by the
+        touched ids would read them at random."""
+        query: Mapping[str, float] = query_terms if isinstance(query_terms, Mapping) else Counter(query_terms)
+        indptr, ids = self.postings.indptr, self.vocabulary.ids
+        spans = [(int(indptr[ids[t]]), int(indptr[ids[t] + 1])) for t in query if t in ids]
+        return np.concatenate([values[a:b] for a, b in spans]) if spans else values[:0]
+
     def dense_scores(self, rows: Sequence[tuple[int, float]]) -> tuple[FloatArray, IndexArray]:
         """Every passage's score for (term id, count) ``rows`` (0 where none is held), and the
         postings added. One ``bincount`` over the rows' postings: it adds each passage's weights in

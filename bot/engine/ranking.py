@@ -528,6 +528,7 @@ class Ranker:
             vocabulary.terms[i] for i in np.flatnonzero(self.upper_count > self.lower_count)
         }
         self._buffers = threading.local()
+        self._posting_owner: IntArray | None = None  # after the build's own arrays are freed
 
     # -- on disk ---------------------------------------------------------------------------------
 
@@ -538,6 +539,7 @@ class Ranker:
         try:
             arrays: dict[str, npt.NDArray[Any]] = {
                 "sentence_owner": self.sentence_owner,
+                "posting_owner": self.posting_owner,
                 "sentence_start": self.sentence_start,
                 "sentence_spans": self.sentence_spans,
                 "has_date": self.has_date,
@@ -587,6 +589,7 @@ class Ranker:
             {f: array(f"sentences.{f}") for f in fields}, ranker.vocabulary, params
         )
         ranker.sentence_owner = array("sentence_owner")
+        ranker._posting_owner = array("posting_owner")
         ranker.sentence_start = array("sentence_start")
         ranker.sentence_spans = array("sentence_spans")
         ranker.has_date, ranker.has_quantity = array("has_date"), array("has_quantity")
@@ -706,7 +709,7 @@ class Ranker:
             # passage that matches, so clearing the matched passages clears every owner: sorted
             # ids, and fewer than the sentence postings).
             best = self._best_buffer()
-            np.maximum.at(best, self.sentence_owner[sent_ids], sent_scores)
+            np.maximum.at(best, self._owners(terms, sent_ids), sent_scores)
             bonus = best[main_ids]
             best[main_ids] = 0.0
             bonus *= w.sentence_weight
@@ -715,6 +718,22 @@ class Ranker:
             wanted = self.has_date if expects == "date" else self.has_quantity
             scores = scores + w.type_boost * scores.max() * wanted[main_ids]
         return main_ids, scores
+
+    @property
+    def posting_owner(self) -> IntArray:
+        """Each sentence posting's passage, in posting order (``posting_owners``). Made on first
+        use, not in the build: the engine asks for it once the build's arrays are freed, so the
+        build's peak does not grow by it (140 MB at 1M passages)."""
+        found = self._posting_owner
+        if found is None:
+            assert isinstance(self.sentences, BM25Index)
+            found = self._posting_owner = posting_owners(self.sentence_owner, self.sentences.postings.ids)
+        return found
+
+    def _owners(self, terms: Sequence[str] | Mapping[str, float], sent_ids: IndexArray) -> IntArray:
+        """The passage of each of the sentence postings ``posting_scores`` touched."""
+        assert isinstance(self.sentences, BM25Index)
+        return self.sentences.along_postings(self.posting_owner, terms)
 
     def _best_buffer(self) -> FloatArray:
         best: FloatArray | None = getattr(self._buffers, "best", None)
@@ -770,6 +789,10 @@ class LayeredRanker(Ranker):
 
     def save(self, directory: Path) -> None:
         raise TypeError("a layered ranker is saved layer by layer")
+
+    def _owners(self, terms: Sequence[str] | Mapping[str, float], sent_ids: IndexArray) -> IntArray:
+        # The layered field walks its layers' postings term by term: read by sentence id.
+        return self.sentence_owner[sent_ids]
 
     def _layer_of(self, pid: int) -> tuple[Ranker, int]:
         """The layer holding passage ``pid``, and the passage's id within it."""
@@ -851,6 +874,17 @@ def compact_layer(ranker: Ranker) -> None:
         field.doc_freq.vocabulary = terms
     assert isinstance(ranker.prefix_doc_freq, Counts)
     ranker.prefix_doc_freq.vocabulary = prefixes
+
+
+def posting_owners(sentence_owner: IntArray, sentence_ids: npt.NDArray[Any]) -> IntArray:
+    """Each sentence posting's passage, in posting order: the best sentence per passage reads it as
+    slices, not at random by sentence id (at 1M passages 0.4 ms a dense question, not 6). Taken a
+    million postings at a time: no int64 copy of all the ids (35M postings at 1M passages)."""
+    out = np.empty(len(sentence_ids), dtype=np.int32)
+    step = 1 << 20
+    for a in range(0, len(sentence_ids), step):
+        np.take(sentence_owner, sentence_ids[a : a + step], out=out[a : a + step])
+    return out
 
 
 def _built(field: BM25Index | LayeredField) -> BM25Index:
